@@ -1,0 +1,289 @@
+r"""The policy gradient estimator for a classifier played as a contextual bandit.
+
+The network sees an image ``x``, samples a label ``a ~ pi(.|x)`` and receives a
+reward ``R(a)`` (1 if ``a`` is the true label, else 0).  The equations below carry
+the labels the book uses (``book/02_policy_gradient`` and ``book/03_baseline``):
+
+``eq:objective``   ``G(theta) = E_{a ~ pi}[R(a)] = sum_a pi(a|x) R(a)``
+
+``eq:gradient``    ``grad G = E_{a ~ pi}[(R(a) - b) grad log pi(a|x)]``  for any ``b``
+                   that does not depend on ``a``.
+
+``eq:single-sample``  one sample gives the unbiased estimate
+                   ``g(a) = (R(a) - b) grad log pi(a|x)``; for a softmax over logits
+                   ``theta`` this is ``(R(a) - b) (onehot(a) - pi)``.
+
+``eq:entropy``     the bonus ``H(pi) = -sum_a pi(a) log pi(a)``; the loss adds
+                   ``entropy_weight * sum_a pi log pi = -entropy_weight * H``.
+
+``eq:baseline-bce`` the baseline ``V = sigmoid(z_{K})`` (the network's extra output)
+                   is trained with binary cross-entropy towards ``R``.
+
+Two families of functions live here:
+
+* the network estimator: :func:`pg_loss` (single backward, a surrogate loss whose
+  gradient is the estimator), :func:`pg_two_backward` (the article's literal form) and
+  :func:`xent_loss` (the supervised comparison);
+* exact finite-action math on one logits vector (the bandit view the book uses to
+  *check* the estimator): :func:`exact_gradient`, :func:`score_function_estimates`,
+  :func:`exact_variance`, :func:`optimal_baseline`, :func:`log_policy_grad`,
+  :func:`logit_grad`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+RewardFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+#: The article's worked example ("What does it do?"): the policy for the horse image
+#: and the baseline the network predicts for it.
+ARTICLE = {
+    "labels": ["horse", "dog", "airplane", "cat"],
+    "probs": [0.6, 0.3, 0.05, 0.05],
+    "baseline": 0.175,
+    "true_label": "horse",
+    # The article's "Grad log-policy" values after each sampled action.
+    "grad_after": {"horse": -0.825, "dog": 0.175},
+}
+
+
+# ----------------------------------------------------------------------------
+# Pieces of the network estimator
+# ----------------------------------------------------------------------------
+def split_outputs(outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split ``n_classes + 1`` network outputs into ``(log_probs, baseline)``.
+
+    ``log_probs = log_softmax(outputs[:, :K])`` is the policy; ``baseline =
+    sigmoid(outputs[:, K])`` is the learned value ``V`` in [0, 1] (eq:baseline-bce).
+    """
+    if outputs.dim() != 2 or outputs.shape[1] < 3:
+        raise ValueError(f"outputs must be [batch, n_classes + 1], got {tuple(outputs.shape)}")
+    return F.log_softmax(outputs[:, :-1], dim=1), torch.sigmoid(outputs[:, -1])
+
+
+def correct_reward(actions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The article's reward: 1.0 where the sampled label is right, else 0.0."""
+    return (actions == labels).float()
+
+
+def matrix_reward(table: torch.Tensor) -> RewardFn:
+    """A reward read from a table: ``R(a) = table[label, a]`` (e.g. minus a cost matrix).
+
+    Any non-differentiable reward works, since the estimator never needs ``dR/da``.
+    """
+    table = torch.as_tensor(table, dtype=torch.float32)
+
+    def reward(actions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        t = table.to(actions.device)
+        return t[labels, actions]
+
+    return reward
+
+
+def sample_actions(log_probs: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """One action per row, ``a ~ pi = exp(log_probs)``, with ``torch.multinomial``."""
+    with torch.no_grad():
+        return torch.multinomial(log_probs.detach().exp().float(), 1, generator=generator).squeeze(1)
+
+
+def reward_table(reward_fn: RewardFn, labels: torch.Tensor, n_actions: int) -> torch.Tensor:
+    """``R[i, a]`` for every row ``i`` and every action ``a`` (finite action sets only)."""
+    cols = [reward_fn(torch.full_like(labels, a), labels).float() for a in range(n_actions)]
+    return torch.stack(cols, dim=1)
+
+
+def expected_reward(outputs: torch.Tensor, labels: torch.Tensor, reward_fn: RewardFn = correct_reward) -> torch.Tensor:
+    """The objective itself, eq:objective, averaged over the batch: ``mean_i sum_a pi(a|x_i) R_i(a)``.
+
+    It is differentiable, so ``autograd.grad(expected_reward(...), params)`` is the *exact*
+    policy gradient that the sampled estimator approximates.
+    """
+    log_probs, _ = split_outputs(outputs)
+    table = reward_table(reward_fn, labels, log_probs.shape[1]).to(log_probs.dtype)
+    return (log_probs.exp() * table).sum(1).mean()
+
+
+@dataclass
+class PGResult:
+    """What one policy-gradient step computed (all but ``loss`` are detached)."""
+
+    loss: torch.Tensor  # total loss; for pg_two_backward its value only (already backpropagated)
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    baseline: torch.Tensor
+    entropy: torch.Tensor  # mean policy entropy H(pi), nats
+    policy_loss: torch.Tensor
+    baseline_loss: torch.Tensor
+
+
+def _pg_parts(outputs, labels, reward_fn, use_baseline, actions, generator):
+    log_probs, baseline = split_outputs(outputs)
+    if actions is None:
+        actions = sample_actions(log_probs, generator)
+    rewards = reward_fn(actions, labels).to(log_probs.dtype)
+    advantage = rewards - baseline.detach() if use_baseline else rewards
+    neg_entropy = (log_probs.exp() * log_probs).sum(1).mean()  # sum pi log pi = -H, eq:entropy
+    if use_baseline:
+        baseline_loss = F.binary_cross_entropy_with_logits(outputs[:, -1].to(log_probs.dtype), rewards)
+    else:
+        baseline_loss = outputs.new_zeros((), dtype=log_probs.dtype)
+    return log_probs, baseline, actions, rewards, advantage, neg_entropy, baseline_loss
+
+
+def pg_loss(
+    outputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    reward_fn: RewardFn = correct_reward,
+    entropy_weight: float = 0.01,
+    use_baseline: bool = True,
+    actions: Optional[torch.Tensor] = None,
+    generator: Optional[torch.Generator] = None,
+) -> PGResult:
+    """The estimator as one surrogate loss (single backward; what the trainer uses).
+
+    ``policy_loss = -mean_i (R_i - V_i) log pi(a_i|x_i)`` with ``V`` detached, so its
+    gradient is minus the single-sample estimate of eq:gradient averaged over the batch.
+    Added to it: the baseline's BCE (eq:baseline-bce) and ``entropy_weight * sum pi log pi``
+    (eq:entropy).  ``use_baseline=False`` sets ``b = 0`` and leaves ``V`` untrained.
+    """
+    log_probs, baseline, actions, rewards, adv, neg_entropy, baseline_loss = _pg_parts(
+        outputs, labels, reward_fn, use_baseline, actions, generator
+    )
+    logp_a = log_probs.gather(1, actions[:, None]).squeeze(1)
+    policy_loss = -(adv * logp_a).mean()
+    loss = policy_loss + baseline_loss + entropy_weight * neg_entropy
+    return PGResult(loss, actions, rewards.detach(), baseline.detach(), -neg_entropy.detach(),
+                    policy_loss.detach(), baseline_loss.detach())
+
+
+def pg_two_backward(
+    outputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    reward_fn: RewardFn = correct_reward,
+    entropy_weight: float = 0.01,
+    use_baseline: bool = True,
+    actions: Optional[torch.Tensor] = None,
+    generator: Optional[torch.Generator] = None,
+    loss_scale: float = 1.0,
+) -> PGResult:
+    """The article's literal implementation: two backward passes, gradients accumulate.
+
+    1. the custom gradient ``d loss / d log pi = (V - R) / batch`` at the sampled action
+       (zero elsewhere) is pushed into ``log_probs.backward(grad, retain_graph=True)``;
+    2. a second backward for ``BCE(V, R) + entropy_weight * sum pi log pi``.
+
+    Same parameter gradients as :func:`pg_loss` (tests/test_estimator.py proves it), but
+    it walks the graph twice.  ``loss_scale`` multiplies both (for a ``GradScaler``).
+    """
+    log_probs, baseline, actions, rewards, adv, neg_entropy, baseline_loss = _pg_parts(
+        outputs, labels, reward_fn, use_baseline, actions, generator
+    )
+    batch = log_probs.shape[0]
+    grad = torch.zeros_like(log_probs)
+    grad.scatter_(1, actions[:, None], (-adv.detach() * (loss_scale / batch))[:, None])
+    log_probs.backward(grad, retain_graph=True)
+    rest = baseline_loss + entropy_weight * neg_entropy
+    if rest.requires_grad:
+        (rest * loss_scale).backward()
+    with torch.no_grad():
+        policy_loss = -(adv * log_probs.gather(1, actions[:, None]).squeeze(1)).mean()
+    loss = (policy_loss + rest).detach()
+    return PGResult(loss, actions, rewards.detach(), baseline.detach(), -neg_entropy.detach(),
+                    policy_loss, baseline_loss.detach())
+
+
+def xent_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy on the first ``n_classes`` outputs: the supervised comparison.
+
+    Its descent direction on the logits, ``onehot(y) - pi``, is the exact expected policy
+    gradient for the 0/1 reward, ``pi_y (onehot(y) - pi)``, divided by ``pi_y``: no sampling
+    noise, and larger steps on the examples the policy still gets wrong.
+    """
+    return F.cross_entropy(outputs[:, :-1], labels)
+
+
+# ----------------------------------------------------------------------------
+# Exact finite-action math on one logits vector (policy = softmax(logits))
+# ----------------------------------------------------------------------------
+def log_policy_grad(probs, action: int, reward: float, baseline: float) -> torch.Tensor:
+    """The article's "Grad log-policy" bars: ``d loss / d log pi = (V - R) onehot(action)``.
+
+    With the article's numbers (V = 0.175): -0.825 after "horse" (R = 1), +0.175 after
+    "dog" (R = 0).  Negative means "make this action more likely".
+    """
+    probs = torch.as_tensor(probs, dtype=torch.float64)
+    g = torch.zeros_like(probs)
+    g[action] = baseline - reward
+    return g
+
+
+def logit_grad(probs, action: int, reward: float, baseline: float) -> torch.Tensor:
+    """What log-softmax spreads to the logits: ``d loss / d z = (V - R)(onehot(action) - pi)``.
+
+    Every other class ``k`` receives ``-(V - R) pi_k``: pushed the opposite way of the
+    sampled one, in proportion to its probability.
+    """
+    probs = torch.as_tensor(probs, dtype=torch.float64)
+    onehot = torch.zeros_like(probs)
+    onehot[action] = 1.0
+    return (baseline - reward) * (onehot - probs)
+
+
+def exact_gradient(logits: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+    """``grad_theta sum_a pi(a) R(a)`` in closed form, ``pi * (R - E_pi[R])`` (eq:objective).
+
+    This is the ascent direction the single-sample estimates average to.
+    """
+    pi = torch.softmax(logits, -1)
+    rewards = rewards.to(pi.dtype)
+    return pi * (rewards - (pi * rewards).sum(-1, keepdim=True))
+
+
+def score_function_estimates(
+    logits: torch.Tensor,
+    rewards: torch.Tensor,
+    n: int,
+    baseline=0.0,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
+    """``n`` independent single-sample estimates ``(R(a) - b)(onehot(a) - pi)``, shape [n, K].
+
+    eq:single-sample with ``a ~ pi``; their mean converges to :func:`exact_gradient`.
+    """
+    pi = torch.softmax(logits, -1)
+    actions = torch.multinomial(pi.float(), n, replacement=True, generator=generator)
+    onehot = F.one_hot(actions, pi.shape[-1]).to(pi.dtype)
+    weight = rewards.to(pi.dtype)[actions] - torch.as_tensor(baseline, dtype=pi.dtype)
+    return weight[:, None] * (onehot - pi)
+
+
+def exact_variance(logits: torch.Tensor, rewards: torch.Tensor, baseline=0.0) -> torch.Tensor:
+    """Trace of the covariance of the single-sample estimator, summed exactly over actions.
+
+    ``Var = sum_a pi_a (R_a - b)^2 |onehot(a) - pi|^2 - |grad G|^2``.  ``baseline`` may be
+    a tensor of candidate values (the result then has its shape: a variance curve).
+    """
+    pi = torch.softmax(logits, -1)
+    rewards = rewards.to(pi.dtype)
+    b = torch.as_tensor(baseline, dtype=pi.dtype)
+    sq_norm = 1.0 - 2.0 * pi + (pi * pi).sum()  # |onehot(a) - pi|^2 for each a
+    second = (pi * sq_norm * (rewards - b[..., None]) ** 2).sum(-1)
+    g = exact_gradient(logits, rewards)
+    return second - (g * g).sum()
+
+
+def optimal_baseline(logits: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+    """The constant ``b*`` minimising :func:`exact_variance`:
+
+    ``b* = sum_a pi_a |onehot(a) - pi|^2 R_a / sum_a pi_a |onehot(a) - pi|^2``
+    (set d Var / d b = 0; the variance is a parabola in ``b``).
+    """
+    pi = torch.softmax(logits, -1)
+    w = pi * (1.0 - 2.0 * pi + (pi * pi).sum())
+    return (w * rewards.to(pi.dtype)).sum() / w.sum()
