@@ -1,0 +1,126 @@
+"""pgviz.widgets: live sliders redraw the figure; the static HTML carries every frame."""
+import base64
+import json
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+
+from pgviz.widgets import Control, InteractiveFigure, interactive
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def bars(p, b):
+    def draw(fig, p, b):
+        ax = fig.add_subplot()
+        ax.bar(["horse", "dog"], [p, 1 - p])
+        ax.axhline(b)
+
+    return interactive(
+        draw,
+        {"p": Control([0.2, 0.4, 0.6], value=p, label="P(horse)"), "b": [0.0, 0.1, 0.2]},
+    )
+
+
+def heights(fig):
+    return [round(float(r.get_height()), 6) for r in fig.axes[0].patches]
+
+
+def test_initial_values_and_defaults():
+    f = bars(0.6, None)
+    assert isinstance(f, InteractiveFigure)
+    assert f.values == {"p": 0.6, "b": 0.1}  # b: a plain list starts at its middle value
+    assert heights(f.figure) == [0.6, 0.4]
+    assert f.n_frames == 9
+
+
+def test_slider_redraws_figure():
+    f = bars(0.6, None)
+    f.sliders["p"].value = 0.2
+    assert heights(f.figure) == [0.2, 0.8]
+    assert f.values["p"] == 0.2
+    f.sliders["b"].value = 0.2
+    assert f.figure.axes[0].lines[0].get_ydata()[0] == pytest.approx(0.2)
+    # moving by index works too
+    f.sliders["p"].index = 1
+    assert heights(f.figure) == [0.4, 0.6]
+
+
+def test_slider_accepts_float_noise():
+    f = bars(0.6, None)
+    f.sliders["p"].value = 0.1 + 0.1  # 0.2000000000000000x
+    assert heights(f.figure) == [0.2, 0.8]
+
+
+def test_slider_rejects_unknown_value():
+    f = bars(0.6, None)
+    with pytest.raises(Exception):
+        f.sliders["p"].value = 0.5
+
+
+def test_update_moves_sliders():
+    f = bars(0.6, None)
+    _ = f.sliders
+    f.update(p=0.4)
+    assert f.sliders["p"].value == 0.4
+    assert heights(f.figure) == [0.4, 0.6]
+
+
+def test_string_values():
+    def draw(fig, action):
+        ax = fig.add_subplot()
+        ax.bar(["horse", "dog"], [1.0 if action == "horse" else 0.0, 1.0 if action == "dog" else 0.0])
+
+    f = interactive(draw, {"action": ["horse", "dog"]})
+    assert f.values == {"action": "horse"}
+    assert heights(f.figure) == [1.0, 0.0]
+    f.sliders["action"].value = "dog"
+    assert heights(f.figure) == [0.0, 1.0]
+
+
+def test_mimebundle_has_widget_view_and_static_html():
+    f = bars(0.6, None)
+    bundle = f._repr_mimebundle_()
+    assert WIDGET_VIEW in bundle
+    assert bundle[WIDGET_VIEW]["model_id"] == f.widget.model_id
+    html = bundle["text/html"]
+    assert 'class="pgviz-frames"' in html
+    assert html.count('type="range"') == 2
+    assert "http://" not in html and "https://" not in html  # nothing fetched from a CDN
+    data = json.loads(re.search(r'type="application/json"[^>]*>(.*?)</script>', html, re.S).group(1))
+    assert len(data["index"]) == 9
+    assert len(set(data["index"])) == 9  # every frame differs
+    assert data["strides"] == [3, 1]
+    for b64 in data["frames"]:
+        assert base64.b64decode(b64)[:8] == b"\x89PNG\r\n\x1a\n"
+    # the initial image is the frame for the initial values (p index 2, b index 1)
+    start = 2 * 3 + 1
+    assert f'data-frame="{start}"' in html
+    assert data["frames"][data["index"][start]] in html.split("<script")[0]
+
+
+def test_frames_leave_figure_at_current_values():
+    f = bars(0.4, None)
+    list(f.frames())
+    assert heights(f.figure) == [0.4, 0.6]
+
+
+def test_unique_ids_per_figure():
+    a, b = bars(0.6, None).to_html(), bars(0.6, None).to_html()
+    ida = re.search(r'id="(pgviz-[0-9a-f]+)"', a).group(1)
+    idb = re.search(r'id="(pgviz-[0-9a-f]+)"', b).group(1)
+    assert ida != idb
+
+
+def test_too_many_frames_refused():
+    with pytest.raises(ValueError):
+        interactive(lambda fig, a, b: None, {"a": list(range(20)), "b": list(range(20))})
+
+
+def test_bad_initial_value():
+    with pytest.raises(ValueError):
+        Control([1, 2, 3], value=4)
