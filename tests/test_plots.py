@@ -1,0 +1,109 @@
+"""pgviz.plots: the article's figures carry the article's numbers and colours."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
+
+from pgviz import plots
+from pgviz.estimator import ARTICLE
+from pgviz.widgets import interactive
+
+
+def heights(ax):
+    return [round(float(r.get_height()), 6) for r in ax.patches]
+
+
+def colors(ax):
+    return [to_hex(r.get_facecolor()) for r in ax.patches]
+
+
+@pytest.fixture(autouse=True)
+def close_all():
+    yield
+    plt.close("all")
+
+
+def test_palette():
+    assert plots.COLORS["policy"] == plots.COLORS["baseline"] == plots.POLICY
+    assert len({plots.POLICY, plots.REWARD, plots.GRADIENT}) == 3
+
+
+def test_policy_bars_article_numbers():
+    ax = plots.policy_bars()
+    assert heights(ax) == [0.6, 0.3, 0.05, 0.05]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["horse", "dog", "airplane", "cat"]
+    assert set(colors(ax)) == {plots.POLICY}
+
+
+def test_article_pairs_horse_and_dog():
+    fig = plots.article_pair("horse", fig=Figure())
+    left, right = fig.axes
+    assert heights(left) == [0.175, 1.0]
+    assert colors(left) == [plots.BASELINE, plots.REWARD]
+    assert heights(right) == [-0.825, 0.0, 0.0, 0.0]
+    assert set(colors(right)) == {plots.GRADIENT}
+
+    fig = plots.article_pair("dog", fig=Figure())
+    left, right = fig.axes
+    assert heights(left) == [0.175, 0.0]
+    assert heights(right) == [0.0, 0.175, 0.0, 0.0]
+    assert heights(right)[1] == ARTICLE["grad_after"]["dog"]
+
+
+def test_spread_panels_sum_to_zero_and_step_direction():
+    fig = plots.spread_panels("dog", fig=Figure())
+    g_logp, g_z, policy = fig.axes
+    assert heights(g_logp) == [0.0, 0.175, 0.0, 0.0]
+    gz = np.array(heights(g_z))
+    assert gz.sum() == pytest.approx(0.0, abs=1e-5)  # log-softmax gradient sums to zero
+    assert gz[1] > 0 and (gz[[0, 2, 3]] < 0).all()  # dog pushed down, every other class up
+    before, after = np.array(heights(policy)[:4]), np.array(heights(policy)[4:])
+    assert before.tolist() == [0.6, 0.3, 0.05, 0.05]
+    assert after[1] < before[1] and after.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_horse_and_policy_shows_image():
+    img = np.zeros((32, 32, 3), np.uint8)
+    fig = plots.horse_and_policy(img, fig=Figure())
+    assert fig.axes[0].images[0].get_array().shape == (32, 32, 3)
+    assert heights(fig.axes[1]) == [0.6, 0.3, 0.05, 0.05]
+    # CHW input is accepted too
+    ax = plots.image(np.zeros((3, 8, 8)), ax=Figure().add_subplot())
+    assert ax.images[0].get_array().shape == (8, 8, 3)
+
+
+def test_generic_helpers():
+    ax = plots.bar_chart([1, -2, 3], ["a", "b", "c"], highlight=1)
+    assert heights(ax) == [1, -2, 3]
+    assert ax.patches[1].get_linewidth() == 2.0
+    ax = plots.curves([1, 10, 100], {"err": [1, 0.3, 0.1], "1/sqrt(n)": [1, 0.316, 0.1]}, logx=True, logy=True)
+    assert len(ax.lines) == 2 and ax.get_xscale() == "log"
+    ax = plots.runs(np.arange(5), np.random.default_rng(0).random((10, 5)))
+    assert len(ax.lines) == 11  # 10 runs + mean
+    ax = plots.histogram(np.random.default_rng(0).normal(size=100), mark={"mean": 0.0})
+    assert len(ax.lines) == 1
+
+
+def test_set_probability():
+    q = plots.set_probability(ARTICLE["probs"], 0, 0.2)
+    assert q.sum() == pytest.approx(1.0)
+    assert q[0] == 0.2
+    assert q[1] / q[2] == pytest.approx(0.3 / 0.05)
+
+
+def test_article_pair_in_a_widget():
+    f = interactive(
+        lambda fig, action, baseline: plots.article_pair(action, baseline=baseline, fig=fig),
+        {"action": ["horse", "dog"], "baseline": [0.0, 0.175, 0.5]},
+    )
+    assert heights(f.figure.axes[1]) == [-0.825, 0.0, 0.0, 0.0]
+    f.sliders["action"].value = "dog"
+    assert heights(f.figure.axes[1]) == [0.0, 0.175, 0.0, 0.0]
+    f.sliders["baseline"].value = 0.5
+    assert heights(f.figure.axes[1]) == [0.0, 0.5, 0.0, 0.0]
+    assert heights(f.figure.axes[0]) == [0.5, 0.0]
