@@ -112,18 +112,29 @@ def stage_mathjax(root: Path = ROOT, *, quiet: bool = False) -> Path:
     key = f"{es5.resolve()} {mathjax_version(es5)}"
     if stamp.is_file() and stamp.read_text() == key:
         return static
-    if dest.exists():
-        shutil.rmtree(dest)
+    # copy into a private folder, then swap it in (several builds may share .cache)
+    tmp = static / f".mathjax.{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
     for part in MATHJAX_PARTS:
-        src, dst = es5 / part, dest / part
+        src, dst = es5 / part, tmp / part
         if src.is_dir():
             shutil.copytree(src, dst)
         elif src.is_file():
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
         else:
+            shutil.rmtree(tmp, ignore_errors=True)
             raise RuntimeError(f"MathJax folder {es5} lacks {part}")
-    stamp.write_text(key)
+    (tmp / ".source").write_text(key)
+    if dest.exists():
+        shutil.rmtree(dest, ignore_errors=True)
+    try:
+        tmp.rename(dest)
+    except OSError:  # another build swapped its copy in first
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (stamp.is_file() and stamp.read_text() == key):
+            raise
     return static
 
 
