@@ -1,0 +1,373 @@
+"""CIFAR-shaped data: where it comes from, and a loader that lives on the device.
+
+Three sources, named by one string (``--data`` on the command line, ``PGVIZ_DATA`` in
+the environment):
+
+* ``cifar10``   the full data set through :class:`torchvision.datasets.CIFAR10`,
+                downloaded once into a cache directory (torchvision checks the md5 sums);
+* ``PATH.npz``  a file with ``images`` (uint8, N x 32 x 32 x 3) and ``labels``; its
+                ``test_images``/``test_labels`` are the test set when present, otherwise a
+                fixed 20 % of it is held out (the same split whatever the training seed);
+* ``synthetic`` a small learnable CIFAR-shaped set made here, deterministically.
+
+:class:`DeviceLoader` is the fast pipeline: the whole uint8 set is moved to the device
+once; shuffling (``torch.randperm``), the random flip, the pad-and-crop and the
+normalisation run on whole batches there.  No per-image Python work.
+"""
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "DataError", "Dataset", "DeviceLoader",
+    "augment", "default_cache_dir", "default_source", "example_image", "horse_image",
+    "load_cifar10", "load_dataset", "load_eval_set", "load_npz", "make_synthetic", "normalize",
+]
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck"]
+# Per-channel statistics of the CIFAR-10 training set, in [0, 1] units.
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+#: Fraction of an ``.npz`` held out as the test set when it has no ``test_images``.
+TEST_FRACTION = 0.2
+#: Seed of that split: fixed, independent of any training seed.
+SPLIT_SEED = 20240
+
+
+class DataError(ValueError):
+    """A data source that cannot be used; the message is one line meant for the user."""
+
+
+@dataclass
+class Dataset:
+    """A labelled image set split into train and test parts (all tensors on the CPU).
+
+    ``*_images`` are uint8 ``[N, 32, 32, 3]`` (NHWC, as CIFAR-10 stores them);
+    ``*_labels`` are int64 ``[N]``.
+    """
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    label_names: list = field(default_factory=lambda: list(CIFAR10_CLASSES))
+    source: str = ""
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.label_names)
+
+    def __repr__(self) -> str:
+        return (f"Dataset(source={self.source!r}, train={len(self.train_labels)}, "
+                f"test={len(self.test_labels)}, classes={self.n_classes})")
+
+
+# ----------------------------------------------------------------------------
+# Sources
+# ----------------------------------------------------------------------------
+def default_source() -> str:
+    """``$PGVIZ_DATA`` when set, else ``"cifar10"``."""
+    return os.environ.get("PGVIZ_DATA", "").strip() or "cifar10"
+
+
+def default_cache_dir() -> Path:
+    """Where ``cifar10`` is downloaded: ``$PGVIZ_CACHE`` or ``~/.cache/pgviz``."""
+    env = os.environ.get("PGVIZ_CACHE", "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "pgviz"
+
+
+def load_dataset(source: Optional[str] = None, *, data_dir=None, download: bool = True) -> Dataset:
+    """Load ``source`` (``cifar10``, ``synthetic`` or a path to an ``.npz``).
+
+    ``source=None`` means :func:`default_source` (the ``PGVIZ_DATA`` variable).
+    Raises :class:`DataError` with a one-line reason when the source is unusable.
+    """
+    source = default_source() if source is None else str(source).strip()
+    if source == "cifar10":
+        return load_cifar10(data_dir, download=download)
+    if source == "synthetic":
+        return make_synthetic()
+    if source.endswith(".npz") or os.path.exists(source):
+        return load_npz(source)
+    raise DataError(f"unknown data source {source!r}: use 'cifar10', 'synthetic' or a path to an .npz file")
+
+
+def load_eval_set(source: Optional[str] = None, *, data_dir=None, download: bool = True):
+    """The images a checkpoint is evaluated on: ``(images, labels, label_names)``.
+
+    For an ``.npz`` that is *all* of its images (``images`` then ``test_images`` if any); for ``cifar10`` and ``synthetic`` it is the test set.
+    """
+    source = default_source() if source is None else str(source).strip()
+    if source not in ("cifar10", "synthetic"):
+        images, labels, names, test_images, test_labels = _read_npz(source)
+        if test_images is not None:
+            images, labels = torch.cat([images, test_images]), torch.cat([labels, test_labels])
+        return images, labels, names
+    ds = load_dataset(source, data_dir=data_dir, download=download)
+    return ds.test_images, ds.test_labels, ds.label_names
+
+
+def load_cifar10(root=None, *, download: bool = True) -> Dataset:
+    """CIFAR-10 through :class:`torchvision.datasets.CIFAR10` (50,000 train, 10,000 test)."""
+    from torchvision.datasets import CIFAR10
+
+    root = Path(root).expanduser() if root is not None else default_cache_dir()
+    try:
+        train = CIFAR10(str(root), train=True, download=download)
+        test = CIFAR10(str(root), train=False, download=False)
+    except Exception as exc:  # URLError, checksum failure, missing files, ...
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"CIFAR-10 is not available in {root} and could not be downloaded ({reason}); "
+            f"offline, pass a local file instead: --data PATH.npz (or set PGVIZ_DATA=PATH.npz)"
+        ) from None
+    return Dataset(
+        torch.from_numpy(np.ascontiguousarray(train.data)),
+        torch.tensor(train.targets, dtype=torch.int64),
+        torch.from_numpy(np.ascontiguousarray(test.data)),
+        torch.tensor(test.targets, dtype=torch.int64),
+        list(train.classes),
+        source="cifar10",
+    )
+
+
+def _check_arrays(images, labels, what: str, path, n_classes: Optional[int]) -> tuple:
+    if images.dtype != np.uint8:
+        raise DataError(f"{path}: '{what}images' must be uint8, got {images.dtype}")
+    if images.ndim != 4 or images.shape[3] != 3 or images.shape[1] < 8 or images.shape[2] < 8:
+        raise DataError(f"{path}: '{what}images' must have shape (N, H, W, 3), got {images.shape}")
+    if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
+        raise DataError(f"{path}: '{what}labels' must have shape ({images.shape[0]},), got {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"{path}: '{what}labels' must be integers, got {labels.dtype}")
+    if images.shape[0] == 0:
+        raise DataError(f"{path}: '{what}images' is empty")
+    top = n_classes if n_classes is not None else 10
+    if labels.min() < 0 or labels.max() >= top:
+        raise DataError(f"{path}: '{what}labels' must lie in 0..{top - 1}, found {labels.min()}..{labels.max()}")
+    return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64))
+
+
+def _read_npz(path):
+    """Read and validate an ``.npz``: (images, labels, names, test_images, test_labels)."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise DataError(f"data file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
+    for key in ("images", "labels"):
+        if key not in arrays:
+            raise DataError(f"{path}: missing array '{key}' (found: {', '.join(sorted(arrays)) or 'none'})")
+    names = None
+    if "label_names" in arrays:
+        names = [str(n) for n in np.asarray(arrays["label_names"]).reshape(-1)]
+    n_classes = len(names) if names else None
+    images, labels = _check_arrays(arrays["images"], arrays["labels"], "", path, n_classes)
+    test_images = test_labels = None
+    if "test_images" in arrays or "test_labels" in arrays:
+        if not ("test_images" in arrays and "test_labels" in arrays):
+            raise DataError(f"{path}: 'test_images' and 'test_labels' must come together")
+        test_images, test_labels = _check_arrays(arrays["test_images"], arrays["test_labels"], "test_", path, n_classes)
+        if test_images.shape[1:] != images.shape[1:]:
+            raise DataError(f"{path}: 'test_images' shape {tuple(test_images.shape)} does not match 'images'")
+    if names is None:
+        names = list(CIFAR10_CLASSES) if int(labels.max()) < 10 else [str(i) for i in range(int(labels.max()) + 1)]
+    return images, labels, names, test_images, test_labels
+
+
+def heldout_split(n: int, fraction: float = TEST_FRACTION) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed ``(train_idx, test_idx)`` for ``n`` items: a permutation seeded by ``SPLIT_SEED``.
+
+    The split never depends on the training seed, so every run and every objective is
+    tested on the same held-out images.
+    """
+    g = torch.Generator().manual_seed(SPLIT_SEED)
+    perm = torch.randperm(n, generator=g)
+    n_test = max(1, int(round(n * fraction)))
+    return perm[n_test:].sort().values, perm[:n_test].sort().values
+
+
+def load_npz(path) -> Dataset:
+    """An ``.npz`` data set (see the module docstring for its keys)."""
+    images, labels, names, test_images, test_labels = _read_npz(path)
+    if test_images is None:
+        if len(labels) < 2:
+            raise DataError(f"{path}: needs at least 2 images to hold some out for testing")
+        tr, te = heldout_split(len(labels))
+        images, labels, test_images, test_labels = images[tr], labels[tr], images[te], labels[te]
+    return Dataset(images, labels, test_images, test_labels, names, source=str(path))
+
+
+def make_synthetic(n_train: int = 1000, n_test: int = 500, n_classes: int = 10, *,
+                   size: int = 32, seed: int = 0) -> Dataset:
+    """A small, learnable, CIFAR-shaped set (deterministic for a given ``seed``).
+
+    Class ``k`` has its own mean colour and its own stripe orientation/frequency; each
+    image adds a random shift of the stripes, a random brightness and pixel noise, so a
+    small CNN reaches high accuracy in a few epochs but not instantly.
+    """
+    g = torch.Generator().manual_seed(seed)
+    colours = torch.rand(n_classes, 3, generator=g) * 0.6 + 0.2
+    angles = torch.arange(n_classes) * (torch.pi / n_classes)
+    freqs = 0.25 + 0.5 * torch.rand(n_classes, generator=g)
+    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float32),
+                            torch.arange(size, dtype=torch.float32), indexing="ij")
+
+    def make(n):
+        labels = torch.arange(n) % n_classes
+        labels = labels[torch.randperm(n, generator=g)]
+        phase = torch.rand(n, generator=g) * 2 * torch.pi
+        proj = (torch.cos(angles[labels])[:, None, None] * xx + torch.sin(angles[labels])[:, None, None] * yy)
+        stripes = torch.sin(proj * freqs[labels][:, None, None] + phase[:, None, None])  # [n, H, W]
+        bright = 0.8 + 0.4 * torch.rand(n, 1, 1, 1, generator=g)
+        img = colours[labels][:, None, None, :] * bright + 0.15 * stripes[..., None]
+        img = img + 0.12 * torch.randn(n, size, size, 3, generator=g)
+        return (img.clamp(0, 1) * 255).round().to(torch.uint8), labels.to(torch.int64)
+
+    tr_x, tr_y = make(n_train)
+    te_x, te_y = make(n_test)
+    names = list(CIFAR10_CLASSES) if n_classes == 10 else [f"class{i}" for i in range(n_classes)]
+    return Dataset(tr_x, tr_y, te_x, te_y, names, source="synthetic")
+
+
+def example_image(class_name: str = "horse", source=None, *, dataset: Optional[Dataset] = None,
+                  split: str = "test"):
+    """The first image of ``split`` labelled ``class_name``: ``(uint8 HWC numpy array, index)``."""
+    ds = dataset if dataset is not None else load_dataset(source)
+    if class_name not in ds.label_names:
+        raise DataError(f"no class {class_name!r} in {ds.label_names}")
+    k = ds.label_names.index(class_name)
+    images, labels = (ds.test_images, ds.test_labels) if split == "test" else (ds.train_images, ds.train_labels)
+    hits = (labels == k).nonzero()
+    if len(hits) == 0:
+        raise DataError(f"no {class_name!r} image in the {split} set of {ds.source}")
+    i = int(hits[0])
+    return images[i].numpy(), i
+
+
+def horse_image(source=None, *, dataset: Optional[Dataset] = None):
+    """"The horse": the first test image labelled horse, as a uint8 HWC numpy array."""
+    return example_image("horse", source, dataset=dataset)[0]
+
+
+# ----------------------------------------------------------------------------
+# Batch transforms (on whatever device the batch is on)
+# ----------------------------------------------------------------------------
+def normalize(images: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW (channels_last memory), standardised per channel."""
+    mean = torch.tensor(CIFAR10_MEAN, device=images.device, dtype=dtype) * 255
+    inv_std = 1.0 / (torch.tensor(CIFAR10_STD, device=images.device, dtype=dtype) * 255)
+    x = (images.to(dtype) - mean) * inv_std  # still NHWC
+    return x.permute(0, 3, 1, 2)  # NCHW view of NHWC memory == channels_last
+
+
+def augment(images: torch.Tensor, generator: Optional[torch.Generator] = None, pad: int = 4,
+            flip: bool = True) -> torch.Tensor:
+    """Random horizontal flip and pad-``pad``-then-random-crop on a uint8 NHWC batch.
+
+    One vectorised gather for the whole batch; zero padding, as torchvision's
+    ``RandomCrop(32, padding=4)`` does.
+    """
+    n, h, w, _ = images.shape
+    dev = images.device
+    if pad > 0:
+        padded = torch.nn.functional.pad(images, (0, 0, pad, pad, pad, pad))
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=dev)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=dev)
+    else:
+        padded = images
+        dy = dx = torch.zeros(n, dtype=torch.long, device=dev)
+    rows = dy[:, None] + torch.arange(h, device=dev)  # [n, h]
+    cols = dx[:, None] + torch.arange(w, device=dev)  # [n, w]
+    if flip:
+        flips = torch.rand(n, generator=generator, device=dev) < 0.5
+        cols = torch.where(flips[:, None], cols.flip(1), cols)
+    idx = torch.arange(n, device=dev)[:, None, None]
+    return padded[idx, rows[:, :, None], cols[:, None, :]]
+
+
+class DeviceLoader:
+    """Batches of ``(normalised float images, labels)`` from a data set held on ``device``.
+
+    The uint8 images are copied to the device once.  Each epoch draws a permutation with
+    ``torch.randperm(generator=...)``; each batch is gathered, augmented and normalised on
+    the device.  All randomness comes from ``generator`` (on the device when it can be),
+    and :meth:`state_dict` captures the epoch's order and position, so a run can stop
+    between any two batches and resume exactly.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
+                 device="cpu", train: bool = True, augment: bool = True, seed: int = 0,
+                 drop_last: Optional[bool] = None):
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.device = torch.device(device)
+        self.images = images.to(self.device, non_blocking=True)
+        self.labels = labels.to(self.device, non_blocking=True)
+        self.batch_size = batch_size
+        self.train = train
+        self.augment = augment and train
+        self.drop_last = train if drop_last is None else drop_last
+        if self.drop_last and len(labels) < batch_size:
+            self.drop_last = False  # a tiny set still gives one batch per epoch
+        gen_device = self.device if self.device.type in ("cpu", "cuda") else torch.device("cpu")
+        self.generator = torch.Generator(device=gen_device).manual_seed(seed)
+        self._perm: Optional[torch.Tensor] = None
+        self._pos = 0
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _new_epoch(self):
+        n = len(self.labels)
+        if self.train:
+            perm = torch.randperm(n, generator=self.generator, device=self.generator.device)
+            self._perm = perm.to(self.device, non_blocking=True)
+        else:
+            self._perm = torch.arange(n, device=self.device)
+        self._pos = 0
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self._perm is None:
+            self._new_epoch()
+        while self._pos < len(self):
+            i = self._pos * self.batch_size
+            idx = self._perm[i:i + self.batch_size]
+            x = self.images[idx]
+            if self.augment:
+                gen_dev = self.generator.device
+                x = augment(x.to(gen_dev), self.generator).to(self.device, non_blocking=True) \
+                    if gen_dev != self.device else augment(x, self.generator)
+            self._pos += 1
+            yield normalize(x), self.labels[idx]
+        self._perm = None  # the next iteration starts a new epoch
+
+    @property
+    def position(self) -> int:
+        """Batches already served in the current epoch (0 between epochs)."""
+        return self._pos if self._perm is not None else 0
+
+    def state_dict(self) -> dict:
+        return {
+            "generator": self.generator.get_state(),
+            "perm": None if self._perm is None else self._perm.cpu(),
+            "pos": self._pos if self._perm is not None else 0,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self._perm = None if state["perm"] is None else state["perm"].to(self.device)
+        self._pos = int(state["pos"])

@@ -1,0 +1,240 @@
+"""Data sources and the on-device loader (no network, no ../shared needed)."""
+import hashlib
+import pickle
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+import torchvision.datasets.cifar as tv_cifar
+
+from pgviz import data
+from pgviz.data import DataError, DeviceLoader
+
+
+# ----------------------------------------------------------------------------
+# A tiny CIFAR-10 in torchvision's own on-disk format
+# ----------------------------------------------------------------------------
+def _write_fake_cifar(root, n_per_batch=6, n_test=8, seed=0):
+    """Write cifar-10-batches-py/ as torchvision reads it; return {filename: md5}."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    md5 = {}
+
+    def dump(name, obj):
+        path = folder / name
+        with open(path, "wb") as f:
+            pickle.dump(obj, f)
+        md5[name] = hashlib.md5(path.read_bytes()).hexdigest()
+
+    for i in range(1, 6):
+        dump(f"data_batch_{i}", {"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+                                 "labels": [int(v) for v in rng.integers(0, 10, n_per_batch)]})
+    test_labels = [int(v) for v in rng.integers(0, 10, n_test)]
+    test_labels[3] = 7  # the first horse of the test set is image 3 ...
+    test_labels[:3] = [0, 1, 2]  # ... because none comes before it
+    dump("test_batch", {"data": rng.integers(0, 256, (n_test, 3072), dtype=np.uint8), "labels": test_labels})
+    dump("batches.meta", {"label_names": list(data.CIFAR10_CLASSES)})
+    return md5
+
+
+@pytest.fixture
+def fake_cifar(tmp_path, monkeypatch):
+    """torchvision's CIFAR10 class over local files; its md5 table points at *these* files.
+
+    torchvision verifies every file against the md5 sums in ``CIFAR10.train_list`` etc.;
+    real sums cannot match fake files, so the test swaps in the fake files' own sums and
+    lets torchvision's real integrity check run.  Downloading is made to fail loudly.
+    """
+    md5 = _write_fake_cifar(tmp_path)
+    monkeypatch.setattr(tv_cifar.CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)])
+    monkeypatch.setattr(tv_cifar.CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
+    monkeypatch.setattr(tv_cifar.CIFAR10, "meta", {**tv_cifar.CIFAR10.meta, "md5": md5["batches.meta"]})
+
+    def no_network(*a, **k):
+        raise urllib.error.URLError("no network in tests")
+    monkeypatch.setattr(tv_cifar, "download_and_extract_archive", no_network)
+    return tmp_path
+
+
+def test_cifar10_through_torchvision_from_local_files(fake_cifar):
+    ds = data.load_dataset("cifar10", data_dir=fake_cifar)
+    assert ds.train_images.shape == (30, 32, 32, 3) and ds.train_images.dtype == torch.uint8
+    assert ds.test_images.shape == (8, 32, 32, 3)
+    assert ds.train_labels.dtype == torch.int64 and ds.label_names == data.CIFAR10_CLASSES
+    # NHWC exactly as torchvision holds it
+    ref = tv_cifar.CIFAR10(str(fake_cifar), train=False)
+    assert np.array_equal(ds.test_images.numpy(), ref.data)
+    assert ds.test_labels.tolist() == ref.targets
+    horse = data.horse_image(dataset=ds)
+    assert np.array_equal(horse, ref.data[3])
+    assert data.example_image("horse", dataset=ds)[1] == 3
+
+
+def test_cifar10_corrupt_file_is_refused_by_checksum(fake_cifar):
+    (fake_cifar / "cifar-10-batches-py" / "data_batch_2").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"--data PATH\.npz"):
+        data.load_dataset("cifar10", data_dir=fake_cifar)
+
+
+def test_cifar10_offline_error_names_the_npz_way_out(tmp_path, monkeypatch):
+    def offline(*a, **k):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+    monkeypatch.setattr(tv_cifar, "download_and_extract_archive", offline)
+    with pytest.raises(DataError) as err:
+        data.load_dataset("cifar10", data_dir=tmp_path / "cache")
+    msg = str(err.value)
+    assert "\n" not in msg and "--data PATH.npz" in msg and "could not be downloaded" in msg
+
+
+def test_default_source_follows_env(monkeypatch, tmp_path):
+    monkeypatch.delenv("PGVIZ_DATA", raising=False)
+    assert data.default_source() == "cifar10"
+    monkeypatch.setenv("PGVIZ_DATA", "synthetic")
+    assert data.default_source() == "synthetic"
+    assert data.load_dataset().source == "synthetic"
+
+
+# ----------------------------------------------------------------------------
+# .npz files
+# ----------------------------------------------------------------------------
+def _npz(path, n=50, **over):
+    rng = np.random.default_rng(1)
+    arrays = {"images": rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8),
+              "labels": (np.arange(n) % 10).astype(np.uint8),
+              "label_names": np.array(data.CIFAR10_CLASSES)}
+    arrays.update(over)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    np.savez(path, **arrays)
+    return path
+
+
+def test_npz_fixed_heldout_split(tmp_path):
+    p = _npz(tmp_path / "d.npz", n=50)
+    a, b = data.load_dataset(str(p)), data.load_dataset(str(p))
+    assert len(a.test_labels) == 10 and len(a.train_labels) == 40
+    assert torch.equal(a.test_images, b.test_images)  # fixed split, whatever else happens
+    torch.manual_seed(123)  # the global seed must not matter either
+    c = data.load_dataset(str(p))
+    assert torch.equal(a.test_images, c.test_images)
+    # train and test are disjoint and together are the file
+    src = np.load(p)["images"].reshape(50, -1)
+    rows = {r.tobytes() for r in src}
+    tr = {r.tobytes() for r in a.train_images.reshape(40, -1).numpy()}
+    te = {r.tobytes() for r in a.test_images.reshape(10, -1).numpy()}
+    assert not (tr & te) and (tr | te) == rows
+    # eval uses every image of the file
+    imgs, labels, _ = data.load_eval_set(str(p))
+    assert len(labels) == 50 and np.array_equal(imgs.numpy(), np.load(p)["images"])
+
+
+def test_npz_with_its_own_test_set(tmp_path):
+    rng = np.random.default_rng(2)
+    p = _npz(tmp_path / "d.npz", n=20, test_images=rng.integers(0, 256, (7, 32, 32, 3), dtype=np.uint8),
+             test_labels=np.arange(7))
+    ds = data.load_dataset(str(p))
+    assert len(ds.train_labels) == 20 and ds.test_labels.tolist() == list(range(7))
+    assert len(data.load_eval_set(str(p))[1]) == 27
+
+
+@pytest.mark.parametrize("over, match", [
+    ({"images": np.zeros((10, 32, 32, 3), np.float32)}, "uint8"),
+    ({"images": np.zeros((10, 3, 32, 32), np.uint8)}, "shape"),
+    ({"labels": np.full(50, 10)}, r"0\.\.9"),
+    ({"labels": np.full(50, -1)}, r"0\.\.9"),
+    ({"labels": np.zeros(49, np.int64)}, "shape"),
+    ({"labels": None}, "missing array 'labels'"),
+])
+def test_npz_validation(tmp_path, over, match):
+    p = _npz(tmp_path / "bad.npz", **over)
+    with pytest.raises(DataError, match=match) as err:
+        data.load_dataset(str(p))
+    assert "\n" not in str(err.value)
+
+
+def test_npz_missing_and_corrupt(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        data.load_dataset(str(tmp_path / "nope.npz"))
+    bad = tmp_path / "corrupt.npz"
+    bad.write_bytes(b"PK\x03\x04 this is not a zip")
+    with pytest.raises(DataError, match="not a readable"):
+        data.load_dataset(str(bad))
+    with pytest.raises(DataError, match="unknown data source"):
+        data.load_dataset("imagenet")
+
+
+# ----------------------------------------------------------------------------
+# Synthetic data and the device loader
+# ----------------------------------------------------------------------------
+def test_synthetic_is_deterministic_and_balanced():
+    a, b = data.make_synthetic(200, 100), data.make_synthetic(200, 100)
+    assert torch.equal(a.train_images, b.train_images) and torch.equal(a.test_labels, b.test_labels)
+    assert a.train_images.shape == (200, 32, 32, 3) and a.train_images.dtype == torch.uint8
+    assert torch.bincount(a.train_labels, minlength=10).tolist() == [20] * 10
+    assert not torch.equal(a.train_images, data.make_synthetic(200, 100, seed=1).train_images)
+    # class means differ clearly: the set is learnable
+    means = torch.stack([a.train_images[a.train_labels == k].float().mean((0, 1, 2)) for k in range(10)])
+    assert torch.cdist(means, means).add(torch.eye(10) * 1e3).min() > 3
+
+
+def test_normalize_is_channels_last_and_standardised():
+    imgs = data.make_synthetic(64, 10).train_images
+    x = data.normalize(imgs)
+    assert x.shape == (64, 3, 32, 32) and x.is_contiguous(memory_format=torch.channels_last)
+    m = torch.tensor(data.CIFAR10_MEAN) * 255
+    s = torch.tensor(data.CIFAR10_STD) * 255
+    assert torch.allclose(x[5, :, 3, 4], (imgs[5, 3, 4].float() - m) / s)
+
+
+def test_augment_is_a_flip_and_a_window_of_the_padded_image():
+    imgs = torch.randint(0, 256, (16, 32, 32, 3), dtype=torch.uint8)
+    g = torch.Generator().manual_seed(0)
+    out = data.augment(imgs, g)
+    padded = torch.nn.functional.pad(imgs, (0, 0, 4, 4, 4, 4))
+    flipped = 0
+    for i in range(16):
+        found = None
+        for dy in range(9):
+            for dx in range(9):
+                win = padded[i, dy:dy + 32, dx:dx + 32]
+                if torch.equal(out[i], win):
+                    found = "plain"
+                elif torch.equal(out[i], win.flip(1)):
+                    found = "flip"
+        assert found is not None, f"image {i} is not a (flipped) crop"
+        flipped += found == "flip"
+    assert 0 < flipped < 16
+    assert torch.equal(data.augment(imgs, torch.Generator().manual_seed(0)), out)  # reproducible
+
+
+def test_loader_covers_each_image_once_per_epoch_and_is_seeded():
+    imgs = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1).expand(100, 32, 32, 3).contiguous()
+    labels = torch.arange(100)
+    ld = DeviceLoader(imgs, labels, 32, augment=False, seed=3)
+    assert len(ld) == 3  # drop_last while training
+    seen = torch.cat([y for _, y in ld])
+    assert len(seen) == 96 and len(set(seen.tolist())) == 96
+    x, y = next(iter(DeviceLoader(imgs, labels, 32, augment=False, seed=3)))
+    # the images travel with their labels
+    m = torch.tensor(data.CIFAR10_MEAN)[0] * 255
+    s = torch.tensor(data.CIFAR10_STD)[0] * 255
+    assert torch.allclose(x[:, 0, 0, 0] * s + m, y.float(), atol=1e-3)
+    other = next(iter(DeviceLoader(imgs, labels, 32, augment=False, seed=4)))[1]
+    assert not torch.equal(y, other)
+    ev = DeviceLoader(imgs, labels, 32, train=False)
+    assert torch.equal(torch.cat([y for _, y in ev]), labels)  # eval: all, in order
+
+
+def test_loader_state_resumes_mid_epoch_exactly():
+    ds = data.make_synthetic(100, 10)
+    a = DeviceLoader(ds.train_images, ds.train_labels, 16, seed=0)
+    it = iter(a)
+    next(it), next(it)
+    state = a.state_dict()
+    rest_a = [x for x, _ in it] + [x for x, _ in a]  # rest of this epoch, then a full one
+    b = DeviceLoader(ds.train_images, ds.train_labels, 16, seed=99)
+    b.load_state_dict(state)
+    rest_b = [x for x, _ in b] + [x for x, _ in b]
+    assert len(rest_a) == len(rest_b) == 4 + 6
+    assert all(torch.equal(p, q) for p, q in zip(rest_a, rest_b))
