@@ -1,0 +1,254 @@
+"""Watching a classifier learn: a live training panel for JupyterLab, and its record for the book.
+
+Three pieces, all built on :func:`pgviz.training.train` and its callbacks:
+
+* :class:`Recorder` -- a training callback that keeps the epoch curves (test accuracy,
+  mean reward, mean baseline, policy entropy) and a snapshot of the policy on a few fixed
+  *probe* images (the horse among them) after every epoch;
+* :func:`curves_figure` and :func:`snapshot_slider` -- what the static book shows: the
+  recorded curves, and a frame slider over the policy snapshots;
+* :class:`TrainingDashboard` -- the live panel: controls (objective, entropy weight,
+  learning rate, baseline on/off, epochs), Train and Stop buttons, a progress bar with
+  the time left, and plots redrawn in place after every epoch.  Training runs in a
+  background thread so that Stop can be pressed; Stop ends the run at the next batch
+  and keeps it (checkpoint and ``metrics.jsonl`` in the run folder).
+
+Displayed in a static page (no kernel), the panel shows a note instead of dead
+controls, the same way :mod:`pgviz.widgets` figures fall back to HTML.
+"""
+from __future__ import annotations
+
+import io
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from . import plots
+from .data import Dataset
+from .training import StopTraining, TrainConfig, pick_device, predict, train
+from .widgets import Control, interactive
+
+__all__ = ["PROBE_CLASSES", "Recorder", "probe_images", "cpu_budget", "curves_figure",
+           "snapshot_slider", "TrainingDashboard"]
+
+#: The probe images: the first test image of each of these classes.
+PROBE_CLASSES = ("horse", "dog", "airplane", "cat", "ship")
+CURVES = (("test_acc", "test accuracy", plots.POLICY),
+          ("reward", "mean reward", plots.REWARD),
+          ("baseline", "mean baseline V", plots.BASELINE),
+          ("entropy", "policy entropy (nats)", plots.GRADIENT))
+
+
+def probe_images(dataset: Dataset, classes: Sequence[str] = PROBE_CLASSES):
+    """``(images uint8 [P, 32, 32, 3], labels [P])``: the first test image of each class."""
+    idx = []
+    for name in classes:
+        if name in dataset.label_names:
+            hits = (dataset.test_labels == dataset.label_names.index(name)).nonzero()
+            if len(hits):
+                idx.append(int(hits[0]))
+    idx = torch.tensor(idx, dtype=torch.long)
+    return dataset.test_images[idx], dataset.test_labels[idx]
+
+
+def cpu_budget(dataset: Dataset, n_train: int = 4096, n_test: int = 1000) -> Dataset:
+    """The first ``n_train`` / ``n_test`` images: a run small enough for a CPU in a minute or two."""
+    return replace(dataset, train_images=dataset.train_images[:n_train], train_labels=dataset.train_labels[:n_train],
+                   test_images=dataset.test_images[:n_test], test_labels=dataset.test_labels[:n_test])
+
+
+@dataclass
+class Recorder:
+    """A training callback: epoch curves plus the policy on the probe images after each epoch.
+
+    ``snapshots[i]`` is ``probs [P, K]`` after ``epochs[i]`` epochs (``epochs[0] == 0``:
+    the untrained network, recorded at the first event).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    history: list = field(default_factory=list)
+    epochs: list = field(default_factory=list)
+    snapshots: list = field(default_factory=list)
+
+    def _snapshot(self, model, epoch):
+        probs, _ = predict(model, self.images)
+        self.epochs.append(epoch)
+        self.snapshots.append(probs.numpy())
+
+    def __call__(self, event: dict) -> None:
+        if not self.snapshots and event.get("event") in ("step", "epoch"):
+            # first event: the policy before (almost) any learning
+            self._snapshot(event["model"], 0)
+        if event.get("event") == "epoch":
+            self.history.append({k: v for k, v in event.items() if k != "model"})
+            self._snapshot(event["model"], event["epoch"])
+
+
+def curves_figure(history: Sequence[dict], *, fig=None, title: Optional[str] = None):
+    """Four panels against epochs: test accuracy, mean reward, mean baseline, entropy."""
+    fig = plots._figure(fig, (10, 2.6))
+    axes = fig.subplots(1, len(CURVES))
+    x = [h["epoch"] for h in history]
+    for ax, (key, label, color) in zip(axes, CURVES):
+        y = [np.nan if h.get(key) is None else h[key] for h in history]
+        plots.curves(x, {label: y}, ax=ax, colors={label: color}, marker="o" if len(x) < 15 else None,
+                     xlabel="epoch", title=label, legend=False)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _draw_snapshot(fig, recorder: Recorder, label_names, i: int):
+    probs = recorder.snapshots[i]
+    n = len(probs)
+    axes = fig.subplots(2, n, gridspec_kw={"height_ratios": [1, 1.2]})
+    axes = np.asarray(axes).reshape(2, n)
+    short = [s[:4] for s in label_names]
+    for j in range(n):
+        true = int(recorder.labels[j])
+        plots.image(recorder.images[j].numpy(), ax=axes[0, j], title=label_names[true])
+        colors = [plots.REWARD if k == true else plots.POLICY for k in range(len(short))]
+        plots.bar_chart(probs[j], short, ax=axes[1, j], color=colors, ylim=(0, 1), annotate=False, rotate=90)
+    fig.suptitle(f"policy after {recorder.epochs[i]} epoch(s) (green: the true label)")
+
+
+def snapshot_slider(recorder: Recorder, label_names: Sequence[str]):
+    """A frame slider over the recorded policy snapshots (works in the static book too)."""
+    epochs = [int(e) for e in recorder.epochs]
+    return interactive(
+        lambda fig, epoch: _draw_snapshot(fig, recorder, label_names, epochs.index(epoch)),
+        {"epoch": Control(epochs, value=epochs[-1], label="after epoch", fmt="{:d}")},
+        figsize=(10, 4.2),
+    )
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    return buf.getvalue()
+
+
+class TrainingDashboard:
+    """The live training panel (JupyterLab).  ``TrainingDashboard(dataset)`` and display it.
+
+    ``base`` holds the settings the controls do not show (model, batch size, seed, device,
+    output folder).  Each press of Train starts a new run in its own folder,
+    ``base.out/<date-time>`` (default ``runs/live/...``), so no finished run is overwritten.
+    """
+
+    def __init__(self, dataset: Dataset, base: Optional[TrainConfig] = None):
+        import ipywidgets as w
+
+        self.dataset = dataset
+        self.base = base or TrainConfig(out="runs/live", progress=False)
+        self.run_dir: Optional[str] = None
+        self.recorder: Optional[Recorder] = None
+        self.summary: Optional[dict] = None
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        style = {"description_width": "110px"}
+        self.objective = w.Dropdown(options=[("policy gradient", "pg"), ("cross-entropy", "xent")],
+                                    value="pg", description="objective", style=style)
+        self.baseline = w.Checkbox(value=True, description="learned baseline V", style=style)
+        self.entropy_weight = w.FloatLogSlider(value=self.base.entropy_weight or 0.01, base=10, min=-4, max=0,
+                                               step=0.25, description="entropy weight", style=style, readout_format=".4f")
+        self.lr = w.FloatLogSlider(value=self.base.lr, base=10, min=-4, max=-1, step=0.25,
+                                   description="learning rate", style=style, readout_format=".4f")
+        self.epochs = w.IntSlider(value=self.base.epochs, min=1, max=100, description="epochs", style=style)
+        self.train_button = w.Button(description="Train", button_style="success", icon="play")
+        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
+        self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="320px"))
+        self.status = w.Label("ready")
+        self.curves = w.Image(format="png")
+        self.policy = w.Image(format="png")
+        self.train_button.on_click(lambda _: self.start())
+        self.stop_button.on_click(lambda _: self.stop())
+        controls = w.VBox([self.objective, self.baseline, self.entropy_weight, self.lr, self.epochs])
+        buttons = w.HBox([self.train_button, self.stop_button, self.progress, self.status])
+        self.widget = w.VBox([controls, buttons, self.curves, self.policy])
+
+    # -- what a run uses -------------------------------------------------------------
+    def config(self) -> TrainConfig:
+        """The TrainConfig the controls describe."""
+        objective = self.objective.value
+        if objective == "pg" and not self.baseline.value:
+            objective = "pg-no-baseline"
+        out = f"{self.base.out or 'runs/live'}/{time.strftime('%Y%m%d-%H%M%S')}"
+        return replace(self.base, objective=objective, entropy_weight=float(self.entropy_weight.value),
+                       lr=float(self.lr.value), epochs=int(self.epochs.value), progress=False, out=out)
+
+    def _on_event(self, event: dict, t0: float, total_steps: int) -> None:
+        kind = event.get("event")
+        if self._stop.is_set() and kind in ("step", "epoch"):
+            raise StopTraining()
+        if kind in ("step", "epoch") and total_steps:
+            done = event["step"] / total_steps
+            rate = event["step"] / max(time.perf_counter() - t0, 1e-9)
+            left = (total_steps - event["step"]) / max(rate, 1e-9)
+            self.progress.value = min(done, 1.0)
+            self.status.value = f"step {event['step']}/{total_steps}, about {left:.0f} s left"
+        if kind == "epoch":
+            names = self.dataset.label_names
+            self.curves.value = _png(curves_figure(self.recorder.history, fig=Figure(figsize=(10, 2.6), layout="constrained")))
+            fig = Figure(figsize=(10, 4.2), layout="constrained")
+            _draw_snapshot(fig, self.recorder, names, len(self.recorder.snapshots) - 1)
+            self.policy.value = _png(fig)
+
+    def run(self, config: Optional[TrainConfig] = None) -> dict:
+        """Train now, in this thread (what the Train button does in a background thread)."""
+        config = config or self.config()
+        self.run_dir = config.out
+        self._stop.clear()
+        self.recorder = Recorder(*probe_images(self.dataset))
+        n = len(self.dataset.train_labels)  # the trainer drops the last partial batch
+        steps_per_epoch = n // config.batch_size if n >= config.batch_size else 1
+        t0 = time.perf_counter()
+        total = steps_per_epoch * config.epochs
+        self.summary = train(config, callbacks=[self.recorder, lambda e: self._on_event(e, t0, total)],
+                             dataset=self.dataset)
+        if self.summary["status"] == "finished":
+            self.progress.value = 1.0
+        return self.summary
+
+    def start(self) -> None:
+        """Start training in a background thread (the Train button)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self.train_button.disabled, self.stop_button.disabled = True, False
+        self.status.value = f"training on {pick_device(self.base.device)}..."
+
+        def work():
+            try:
+                s = self.run()
+                self.status.value = (f"{s['status']}: test accuracy {s['test_acc']:.3f} after {s['epochs']} epochs, "
+                                     f"{s['wall_time']:.0f} s; saved in {self.run_dir}"
+                                     if s.get("test_acc") is not None else f"{s['status']}; saved in {self.run_dir}")
+            except Exception as exc:  # shown to the reader, not lost in a thread
+                self.status.value = f"error: {exc}"
+            finally:
+                self.train_button.disabled, self.stop_button.disabled = False, True
+
+        self._thread = threading.Thread(target=work, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the run to stop at the next batch; it is saved, not lost (the Stop button)."""
+        self._stop.set()
+        self.status.value = "stopping at the next batch..."
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
+        bundle["text/html"] = (
+            "<div class='admonition note'><p class='admonition-title'>Live training panel</p>"
+            "<p>Run this notebook in JupyterLab to get the controls here (objective, entropy weight, "
+            "learning rate, baseline on/off, epochs) with Train and Stop buttons and plots that "
+            "update while the network learns. The static page shows the run recorded when the book "
+            "was built, below.</p></div>")
+        return bundle
+

@@ -1,0 +1,134 @@
+"""Reading finished runs back: ``metrics.jsonl`` files, grouped by setting and seed.
+
+``scripts/compare.sh`` trains every setting of the objectives comparison with the CLI
+(``pgviz train ... --out results/compare/<setting>/seed<k>``); the training chapter reads
+those folders with :func:`load_runs`, summarises them with :func:`summary_table` and
+plots mean and spread over seeds with :func:`plot_runs`.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from . import plots
+
+__all__ = ["read_metrics", "load_runs", "summary_table", "plot_runs", "format_table"]
+
+
+def read_metrics(path) -> List[dict]:
+    """The JSON lines of a ``metrics.jsonl`` (a torn last line, from a killed run, is skipped)."""
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if line:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def load_runs(root) -> Dict[str, List[dict]]:
+    """``{setting: [run, ...]}`` for ``root/<setting>/<seed folder>/metrics.jsonl``.
+
+    Each run is ``{"seed", "config" (the start line), "epochs" (epoch lines), "end"}``;
+    a run resumed after a stop keeps only its last start line and the epochs it finished.
+    """
+    out: Dict[str, List[dict]] = {}
+    for path in sorted(Path(root).glob("*/*/metrics.jsonl")):
+        rows = read_metrics(path)
+        starts = [r for r in rows if r.get("event") == "start"]
+        epochs: Dict[int, dict] = {}
+        for r in rows:
+            if r.get("event") == "epoch":
+                epochs[r["epoch"]] = r  # a resumed run rewrites later epochs
+        ends = [r for r in rows if r.get("event") == "end"]
+        if not starts or not epochs:
+            continue
+        out.setdefault(path.parent.parent.name, []).append({
+            "seed": starts[-1].get("seed"), "config": starts[-1],
+            "epochs": [epochs[k] for k in sorted(epochs)], "end": ends[-1] if ends else None,
+        })
+    return out
+
+
+def _final(run: dict, key: str) -> float:
+    v = run["epochs"][-1].get(key)
+    return float("nan") if v is None else float(v)
+
+
+def summary_table(runs: Dict[str, List[dict]], order: Optional[Sequence[str]] = None) -> List[dict]:
+    """One row per setting: seeds, final test accuracy mean / std / min / max, best epoch's
+    accuracy (mean), wall time mean, epochs, and the run's settings."""
+    rows = []
+    for name in order or sorted(runs):
+        if name not in runs:
+            continue
+        rs = runs[name]
+        acc = np.array([_final(r, "test_acc") for r in rs])
+        best = np.array([max(e["test_acc"] for e in r["epochs"]) for r in rs])
+        cfg = rs[0]["config"]
+        rows.append({
+            "setting": name, "objective": cfg.get("objective"), "entropy_weight": cfg.get("entropy_weight"),
+            "seeds": len(rs), "epochs": rs[0]["epochs"][-1]["epoch"],
+            "test_acc_mean": float(acc.mean()), "test_acc_std": float(acc.std(ddof=1)) if len(rs) > 1 else 0.0,
+            "test_acc_min": float(acc.min()), "test_acc_max": float(acc.max()),
+            "best_epoch_acc_mean": float(best.mean()),
+            "wall_time_mean": float(np.mean([r["epochs"][-1]["time"] for r in rs])),
+            "n_train": cfg.get("n_train"), "n_test": cfg.get("n_test"), "model": cfg.get("model"),
+            "lr": cfg.get("lr"), "batch_size": cfg.get("batch_size"), "device": cfg.get("device"),
+        })
+    return rows
+
+
+def format_table(rows: List[dict]) -> str:
+    """The summary as a Markdown table (final test accuracy as mean ± std over seeds)."""
+    lines = ["| setting | objective | entropy weight | seeds | epochs | test accuracy (mean ± std) | range | wall time (s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ew = "–" if r["objective"] == "xent" else f"{r['entropy_weight']:g}"
+        lines.append(f"| {r['setting']} | {r['objective']} | {ew} | {r['seeds']} | {r['epochs']} | "
+                     f"{100 * r['test_acc_mean']:.1f}% ± {100 * r['test_acc_std']:.1f} | "
+                     f"{100 * r['test_acc_min']:.1f}–{100 * r['test_acc_max']:.1f}% | {r['wall_time_mean']:.0f} |")
+    return "\n".join(lines)
+
+
+def _curve(runs: List[dict], x: str, key: str):
+    """Runs aligned on epochs: ``(x mean over seeds, y [seeds, epochs])``."""
+    n = min(len(r["epochs"]) for r in runs)
+    xs = np.array([[e[x] for e in r["epochs"][:n]] for r in runs], dtype=float)
+    ys = np.array([[math.nan if e.get(key) is None else e[key] for e in r["epochs"][:n]] for r in runs], dtype=float)
+    return xs.mean(0), ys
+
+
+def plot_runs(runs: Dict[str, List[dict]], *, x: str = "step", key: str = "test_acc", ax=None,
+              order: Optional[Sequence[str]] = None, colors: Optional[Dict[str, str]] = None,
+              xlabel: Optional[str] = None, ylabel: str = "test accuracy", title: Optional[str] = None,
+              reference: Optional[Dict[str, float]] = None):
+    """Mean over seeds (line) and min–max over seeds (band) of ``key`` against ``x``
+    (``"step"``, ``"time"`` in seconds, ``"epoch"`` or ``"images_seen"``).
+    ``reference`` draws labelled horizontal lines (e.g. the article's accuracies)."""
+    ax = plots._axes(ax, figsize=(6, 3.6))
+    for i, name in enumerate(order or sorted(runs)):
+        if name not in runs:
+            continue
+        xm, ys = _curve(runs[name], x, key)
+        color = (colors or {}).get(name, f"C{i}")
+        ax.plot(xm, np.nanmean(ys, 0), color=color, linewidth=2, label=f"{name} ({len(ys)} seeds)")
+        ax.fill_between(xm, np.nanmin(ys, 0), np.nanmax(ys, 0), color=color, alpha=0.18, linewidth=0)
+    for j, (label, y) in enumerate((reference or {}).items()):
+        ax.axhline(y, color="black", linestyle=["--", ":"][j % 2], linewidth=1)
+        ax.annotate(label, (0.01, y), xycoords=("axes fraction", "data"), xytext=(0, 3),
+                    textcoords="offset points", fontsize=8)
+    ax.set_xlabel(xlabel or {"step": "training steps", "time": "wall time (s)", "epoch": "epoch",
+                             "images_seen": "images seen"}.get(x, x))
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(frameon=False, fontsize=8)
+    plots._tidy(ax)
+    return ax
