@@ -16,7 +16,8 @@ callbacks::
 Three groups:
 
 * generic helpers other chapters use: :func:`bar_chart`, :func:`curves`,
-  :func:`runs`, :func:`histogram`, :func:`image`;
+  :func:`runs`, :func:`histogram`, :func:`running_mean`, :func:`convergence`,
+  :func:`image`;
 * the article's "What does it do?" figures: :func:`policy_bars`,
   :func:`baseline_vs_reward`, :func:`grad_log_policy_bars`,
   :func:`logit_grad_bars`, and the composites :func:`horse_and_policy`,
@@ -34,7 +35,7 @@ from . import estimator
 
 __all__ = [
     "COLORS", "POLICY", "BASELINE", "REWARD", "GRADIENT", "MUTED",
-    "new_axes", "bar_chart", "curves", "runs", "histogram", "image",
+    "new_axes", "bar_chart", "curves", "runs", "histogram", "running_mean", "convergence", "image",
     "policy_bars", "baseline_vs_reward", "grad_log_policy_bars", "logit_grad_bars",
     "horse_and_policy", "article_pair", "spread_panels", "set_probability",
 ]
@@ -247,6 +248,74 @@ def histogram(
     return ax
 
 
+def running_mean(
+    samples,
+    *,
+    ax=None,
+    expected: Optional[float] = None,
+    sd: Optional[float] = None,
+    color: str = REWARD,
+    label: str = "running average",
+    xlabel: str = "number of samples n",
+    ylabel: Optional[str] = None,
+    ylim: Optional[Tuple[float, float]] = None,
+    logx: bool = True,
+):
+    """The running average of ``samples`` against the number of samples, with the
+    value it converges to (``expected``, dashed) and, given the standard deviation
+    ``sd`` of one sample, the band ``expected +- sd / sqrt(n)`` (dotted)."""
+    ax = _axes(ax)
+    v = _numpy(samples).reshape(-1)
+    n = np.arange(1, len(v) + 1)
+    ax.plot(n, np.cumsum(v) / n, color=color, label=label)
+    if expected is not None:
+        ax.axhline(expected, color="black", linestyle="--", linewidth=1.2, label=f"expected value {expected:g}")
+        if sd is not None:
+            half = sd / np.sqrt(n)
+            ax.plot(n, expected + half, color=MUTED, linestyle=":", label="± one standard error")
+            ax.plot(n, expected - half, color=MUTED, linestyle=":")
+    if logx:
+        ax.set_xscale("log")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    ax.legend(frameon=False, fontsize=9)
+    _tidy(ax)
+    return ax
+
+
+def convergence(
+    ns,
+    errors,
+    *,
+    ax=None,
+    color: str = GRADIENT,
+    label: str = "error",
+    xlabel: str = "number of samples n",
+    ylabel: str = "error",
+    title: Optional[str] = None,
+):
+    """Errors against sample counts on log-log axes, with the line ``c / sqrt(n)``
+    (``c`` fitted to the points in log space) for comparison.  Returns the Axes."""
+    ax = _axes(ax)
+    n = _numpy(ns).reshape(-1)
+    e = _numpy(errors).reshape(-1)
+    c = float(np.exp(np.mean(np.log(e) + 0.5 * np.log(n))))
+    ax.plot(n, e, "o-", color=color, label=label)
+    ax.plot(n, c / np.sqrt(n), "--", color=MUTED, label=f"{c:.3g} / sqrt(n), fitted")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.legend(frameon=False, fontsize=9)
+    _tidy(ax)
+    return ax
+
+
 def image(img, *, ax=None, title: Optional[str] = None):
     """Show an image: ``HWC`` uint8/float array, or a ``CHW`` tensor/array."""
     ax = _axes(ax, figsize=(2.6, 2.6))
@@ -360,18 +429,18 @@ def spread_panels(action: str = "horse", *, probs=None, labels=None, baseline=No
     z = np.log(np.clip(p, 1e-12, None)) - lr * g_z.numpy()
     after = np.exp(z - z.max())
     after /= after.sum()
-    fig = _figure(fig, (10, 3.0))
+    fig = _figure(fig, (8.5, 3.2))
     axs = fig.subplots(1, 3)
-    grad_log_policy_bars(g_logp, labels, ax=axs[0], title=f'Grad log-policy ("{action}", R={reward:g})')
+    grad_log_policy_bars(g_logp, labels, ax=axs[0], title=f'Grad log-policy (R = {reward:g})')
     lim = max(1.0, float(np.abs(g_z.numpy()).max()) * 1.1)
-    logit_grad_bars(g_z, labels, ax=axs[1], ylim=(-lim, lim), title="Grad logits (after log-softmax)")
+    logit_grad_bars(g_z, labels, ax=axs[1], ylim=(-lim, lim), title="Grad logits")
     x = np.arange(len(labels))
     axs[2].bar(x - 0.2, p, width=0.4, color=MUTED, label="before")
-    bars = axs[2].bar(x + 0.2, after, width=0.4, color=POLICY, label=f"after a step (lr={lr:g})")
+    bars = axs[2].bar(x + 0.2, after, width=0.4, color=POLICY, label="after one step")
     bars[a].set_edgecolor("black")
     bars[a].set_linewidth(1.5)
     axs[2].set_xticks(x, labels)
-    axs[2].set_ylim(0, 1.08)
+    axs[2].set_ylim(0, 1.15)
     axs[2].set_title("Policy")
     axs[2].legend(frameon=False, fontsize=8, loc="upper right")
     _tidy(axs[2])

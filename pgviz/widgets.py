@@ -178,7 +178,7 @@ class InteractiveFigure:
         *,
         figsize: Tuple[float, float] = (7, 3.5),
         title: Optional[str] = None,
-        dpi: float = 85,
+        dpi: float = 80,
     ) -> None:
         if not controls:
             raise ValueError("interactive() needs at least one control")
@@ -419,7 +419,7 @@ def interactive(
     *,
     figsize: Tuple[float, float] = (7, 3.5),
     title: Optional[str] = None,
-    dpi: float = 85,
+    dpi: float = 80,
 ) -> InteractiveFigure:
     """Make an interactive figure.
 

@@ -107,3 +107,13 @@ def test_article_pair_in_a_widget():
     f.sliders["baseline"].value = 0.5
     assert heights(f.figure.axes[1]) == [0.0, 0.5, 0.0, 0.0]
     assert heights(f.figure.axes[0]) == [0.5, 0.0]
+
+
+def test_running_mean_and_convergence():
+    ax = plots.running_mean([1, 0, 1, 1], expected=0.75, sd=0.43)
+    assert ax.lines[0].get_ydata().tolist() == [1.0, 0.5, 2 / 3, 0.75]
+    assert len(ax.lines) == 4  # average, expected value, two band edges
+    ax = plots.convergence([1, 4, 16], [1.0, 0.5, 0.25])
+    fitted = ax.lines[1].get_ydata()
+    assert np.allclose(fitted, [1.0, 0.5, 0.25])  # exactly 1/sqrt(n): c = 1
+    assert ax.get_xscale() == ax.get_yscale() == "log"
