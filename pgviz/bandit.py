@@ -1,0 +1,748 @@
+r"""Toy simulations behind the book's chapters: one image, ten labels, a policy over them.
+
+A classifier played as a contextual bandit looks, for one fixed image, like a
+*bandit*: a logits vector ``theta``, a policy ``pi = softmax(theta)`` over ``K`` actions
+and a reward ``R(a)`` for each action.  The exact math of the estimator on such a
+vector lives in :mod:`pgviz.estimator` (:func:`~pgviz.estimator.exact_gradient`,
+:func:`~pgviz.estimator.score_function_estimates`, :func:`~pgviz.estimator.exact_variance`,
+:func:`~pgviz.estimator.optimal_baseline`); this module *runs experiments* with it.
+Everything is a pure function of tensors (plus an explicit seed), vectorised over
+seeds and over the swept settings, in float64.
+
+Equation labels are the book's (``{eq}`` references in the chapters):
+
+``eq:objective``      ``G(theta) = sum_a pi(a) R(a)``                      (book/02)
+``eq:gradient``       ``grad G = E_{a ~ pi}[R(a) grad log pi(a)]``        (book/02)
+``eq:single-sample``  ``g(a) = (R(a) - b)(onehot(a) - pi)``, ``a ~ pi``    (book/02, 03)
+``eq:mc-mean``        ``g_n = (1/n) sum_i g(a_i)``, error ``sqrt(Var / n)``  (book/02)
+``eq:baseline``       ``E[(R(a) - b) grad log pi(a)] = grad G`` for any ``b`` (book/03)
+``eq:variance``       ``Var(b) = sum_a pi_a (R_a - b)^2 |onehot(a) - pi|^2 - |grad G|^2`` (book/03)
+``eq:entropy``        ``H(pi) = -sum_a pi_a log pi_a``                     (book/04)
+``eq:entropy-grad``   ``grad H = -pi * (log pi + H)``                      (book/04, 09)
+``eq:update``         ``theta <- theta + lr (g(a) + lambda grad H)``        (book/04, 07)
+``eq:regularised-optimum``  ``pi* = softmax(R / lambda)``                  (book/04)
+``eq:ab-expected``    the A/B expected step                               (book/07)
+
+Sections: policies and rewards; Monte Carlo against the exact gradient (book/02);
+the variance of the estimator (book/03); the training-loop simulator and the
+collapse story (book/04); A/B averaging over time (book/07); the derivation's
+pieces (book/09); and drawing functions tied to these simulations.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+
+from pgviz import estimator
+
+TensorLike = Union[float, Sequence[float], torch.Tensor]
+
+#: CIFAR-10's labels, in the data set's order.
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+HORSE = CIFAR10_CLASSES.index("horse")
+DOG = CIFAR10_CLASSES.index("dog")
+
+DTYPE = torch.float64
+
+
+def _t(x: TensorLike) -> torch.Tensor:
+    return torch.as_tensor(x, dtype=DTYPE)
+
+
+def _generator(seed: Optional[int]) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(0 if seed is None else int(seed))
+    return g
+
+
+# ----------------------------------------------------------------------------
+# Policies and rewards
+# ----------------------------------------------------------------------------
+def confident_policy(p_correct: TensorLike, n_actions: int = 10, correct: int = HORSE) -> torch.Tensor:
+    """Logits of a policy with ``pi(correct) = p_correct`` and the rest shared equally.
+
+    ``p_correct`` may be a tensor of values in (0, 1); the result then has shape
+    ``p_correct.shape + (n_actions,)`` (a family of policies, from unsure to confident).
+    """
+    p = _t(p_correct)
+    if torch.any((p <= 0) | (p >= 1)):
+        raise ValueError("p_correct must lie strictly between 0 and 1")
+    rest = (1.0 - p) / (n_actions - 1)
+    probs = rest[..., None].expand(*p.shape, n_actions).clone()
+    probs[..., correct] = p
+    return probs.log()
+
+
+def correct_rewards(n_actions: int = 10, correct: int = HORSE) -> torch.Tensor:
+    """The article's 0/1 reward as a vector over actions: ``R(a) = 1`` iff ``a`` is the label."""
+    r = torch.zeros(n_actions, dtype=DTYPE)
+    r[correct] = 1.0
+    return r
+
+
+def value(logits: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+    """The value of the policy, ``V = E_pi[R] = G`` (eq:objective); for the 0/1 reward ``pi_y``."""
+    return (torch.softmax(logits, -1) * rewards).sum(-1)
+
+
+# ----------------------------------------------------------------------------
+# Monte Carlo against the exact gradient (book/02)
+# ----------------------------------------------------------------------------
+def action_counts(probs: torch.Tensor, n: int, repeats: int,
+                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """How often each action comes up in ``n`` draws ``a ~ pi``, for ``repeats`` independent batches.
+
+    Exactly multinomial(n, pi), drawn as a chain of conditional binomials, so the cost does
+    not grow with ``n`` (10^6 samples cost the same as 10).  Shape ``[repeats, K]``.
+    """
+    probs = _t(probs)
+    remaining = torch.full((repeats,), float(n), dtype=DTYPE)
+    left = torch.ones((), dtype=DTYPE)
+    counts = []
+    for k in range(probs.shape[-1] - 1):
+        q = torch.clamp(probs[k] / left, 0.0, 1.0) if left > 0 else torch.zeros((), dtype=DTYPE)
+        c = torch.binomial(remaining, q.expand(repeats), generator=generator)
+        counts.append(c)
+        remaining = remaining - c
+        left = left - probs[k]
+    counts.append(remaining)
+    return torch.stack(counts, -1)
+
+
+def mean_of_estimates_from_counts(logits: torch.Tensor, rewards: torch.Tensor, counts: torch.Tensor,
+                                  baseline: TensorLike = 0.0) -> torch.Tensor:
+    """The mean of ``n`` single-sample estimates (eq:mc-mean), from how often each action came up.
+
+    ``(1/n) sum_i (R(a_i) - b)(onehot(a_i) - pi) = sum_a (c_a / n)(R(a) - b)(onehot(a) - pi)``:
+    the average depends on the sampled actions only through their counts ``c``.
+    """
+    pi = torch.softmax(_t(logits), -1)
+    counts = _t(counts)
+    freq = counts / counts.sum(-1, keepdim=True)
+    weight = freq * (_t(rewards) - _t(baseline))                  # [repeats, K]
+    return weight - weight.sum(-1, keepdim=True) * pi             # sum_a w_a (e_a - pi)
+
+
+def mc_error_scaling(logits: torch.Tensor, rewards: torch.Tensor,
+                     ns: Sequence[int] = (1, 10, 100, 1_000, 10_000, 100_000),
+                     repeats: int = 400, baseline: float = 0.0, seed: int = 0) -> dict:
+    """Error of the Monte Carlo gradient (eq:mc-mean) against the exact one, for growing ``n``.
+
+    For each ``n``: ``repeats`` independent means of ``n`` single-sample estimates
+    (eq:single-sample), their Euclidean distance to :func:`pgviz.estimator.exact_gradient`,
+    and the root mean square of that distance.  Theory: ``rms_error = sqrt(Var / n)`` with
+    ``Var`` the trace from :func:`pgviz.estimator.exact_variance`, a line of slope -1/2 on
+    log-log axes.
+
+    Returns a dict of tensors: ``n``, ``rms_error``, ``predicted``, ``errors`` ([len(ns),
+    repeats]), ``exact`` (the exact gradient), ``estimates`` (the means, [len(ns), repeats, K])
+    and ``slope`` (least-squares slope of log rms error on log n).
+    """
+    logits, rewards = _t(logits), _t(rewards)
+    gen = _generator(seed)
+    exact = estimator.exact_gradient(logits, rewards)
+    var = estimator.exact_variance(logits, rewards, baseline)
+    pi = torch.softmax(logits, -1)
+    errors, means = [], []
+    for n in ns:
+        counts = action_counts(pi, int(n), repeats, gen)
+        m = mean_of_estimates_from_counts(logits, rewards, counts, baseline)
+        means.append(m)
+        errors.append((m - exact).norm(dim=-1))
+    errors = torch.stack(errors)
+    n_t = _t(list(ns))
+    rms = errors.pow(2).mean(-1).sqrt()
+    return {
+        "n": n_t,
+        "rms_error": rms,
+        "predicted": (var / n_t).sqrt(),
+        "errors": errors,
+        "estimates": torch.stack(means),
+        "exact": exact,
+        "variance": var,
+        "slope": loglog_slope(n_t, rms),
+    }
+
+
+def loglog_slope(x: TensorLike, y: TensorLike) -> float:
+    """Least-squares slope of ``log y`` against ``log x`` (-1/2 for a ``1/sqrt(n)`` law)."""
+    lx, ly = _t(x).log(), _t(y).log()
+    lx, ly = lx - lx.mean(), ly - ly.mean()
+    return float((lx * ly).sum() / (lx * lx).sum())
+
+
+# ----------------------------------------------------------------------------
+# The variance of the estimator (book/03)
+# ----------------------------------------------------------------------------
+def measured_variance(logits: torch.Tensor, rewards: torch.Tensor, baseline: TensorLike = 0.0,
+                      n_draws: int = 20_000, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Trace of the *sample* covariance of ``n_draws`` single-sample estimates (eq:single-sample).
+
+    The measured counterpart of eq:variance (:func:`pgviz.estimator.exact_variance`): draw
+    the estimates with :func:`pgviz.estimator.score_function_estimates`, take each
+    coordinate's unbiased sample variance, sum over coordinates.
+    """
+    g = estimator.score_function_estimates(_t(logits), _t(rewards), n_draws, baseline=_t(baseline),
+                                           generator=generator)
+    return g.var(dim=0, unbiased=True).sum()
+
+
+def variance_study(p_correct: TensorLike, n_actions: int = 10, n_draws: int = 20_000,
+                   seed: int = 0) -> dict:
+    """Variance of the single-sample estimator as the policy grows confident (book/03).
+
+    For each ``pi_y`` in ``p_correct`` (policy :func:`confident_policy`, 0/1 reward) and
+    three baselines — none (``b = 0``), the value ``V = pi_y`` (what a perfectly learned
+    baseline predicts) and the variance-optimal ``b*`` (:func:`pgviz.estimator.optimal_baseline`)
+    — the exact trace (eq:variance) and the measured one (:func:`measured_variance`).
+
+    Returns a dict: ``p``, ``b_opt`` and, for ``name`` in ``("none", "value", "optimal")``,
+    ``exact_<name>`` and ``measured_<name>`` (tensors over ``p``).
+    """
+    p = _t(p_correct).reshape(-1)
+    rewards = correct_rewards(n_actions)
+    gen = _generator(seed)
+    out = {"p": p, "b_opt": torch.empty_like(p)}
+    for name in ("none", "value", "optimal"):
+        out[f"exact_{name}"] = torch.empty_like(p)
+        out[f"measured_{name}"] = torch.empty_like(p)
+    for i, pi_y in enumerate(p.tolist()):
+        logits = confident_policy(pi_y, n_actions)
+        b_opt = estimator.optimal_baseline(logits, rewards)
+        out["b_opt"][i] = b_opt
+        for name, b in (("none", 0.0), ("value", pi_y), ("optimal", float(b_opt))):
+            out[f"exact_{name}"][i] = estimator.exact_variance(logits, rewards, b)
+            out[f"measured_{name}"][i] = measured_variance(logits, rewards, b, n_draws, gen)
+    return out
+
+
+def variance_terms(logits: torch.Tensor, rewards: torch.Tensor, baseline: TensorLike) -> torch.Tensor:
+    """Each action's share of the second moment in eq:variance: ``pi_a (R_a - b)^2 |onehot(a) - pi|^2``.
+
+    Summed over ``a`` and minus ``|grad G|^2`` it is the variance; it shows *which* draws make
+    the noise (for a confident, correct policy and ``b = V``: the rare wrong actions).
+    """
+    pi = torch.softmax(_t(logits), -1)
+    sq_norm = 1.0 - 2.0 * pi + (pi * pi).sum(-1, keepdim=True)
+    return pi * sq_norm * (_t(rewards) - _t(baseline)[..., None]) ** 2
+
+
+def value_baseline_crossover(n_actions: int = 10, tol: float = 1e-10) -> float:
+    """The ``pi_y`` above which the value baseline ``V = pi_y`` has *more* variance than none.
+
+    Found by bisection on ``exact_variance(b = pi_y) - exact_variance(b = 0)`` (0/1 reward,
+    :func:`confident_policy`).
+    """
+    rewards = correct_rewards(n_actions)
+
+    def diff(p: float) -> float:
+        logits = confident_policy(p, n_actions)
+        return float(estimator.exact_variance(logits, rewards, p) - estimator.exact_variance(logits, rewards, 0.0))
+
+    lo, hi = 1.0 / n_actions, 1.0 - 1e-9
+    if diff(lo) >= 0 or diff(hi) <= 0:
+        raise RuntimeError("no crossover in (1/K, 1)")
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if diff(mid) < 0 else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+# ----------------------------------------------------------------------------
+# The training-loop simulator (book/04, book/07)
+# ----------------------------------------------------------------------------
+def entropy(logits: torch.Tensor) -> torch.Tensor:
+    """``H(pi) = -sum_a pi_a log pi_a`` in nats (eq:entropy), over the last dimension."""
+    logp = torch.log_softmax(_t(logits), -1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def entropy_gradient(logits: torch.Tensor) -> torch.Tensor:
+    """``grad_theta H = -pi * (log pi + H)`` for ``pi = softmax(theta)`` (eq:entropy-grad).
+
+    Ascending it flattens the policy: actions above the average surprise lose logit, the
+    rest gain.  The loss term ``entropy_weight * sum pi log pi`` has minus this gradient.
+    """
+    logp = torch.log_softmax(_t(logits), -1)
+    pi = logp.exp()
+    h = -(pi * logp).sum(-1, keepdim=True)
+    return -pi * (logp + h)
+
+
+def regularised_optimum(rewards: TensorLike, entropy_weight: float) -> torch.Tensor:
+    """The policy maximising ``G + lambda H``: ``pi* = softmax(R / lambda)`` (eq:regularised-optimum).
+
+    Setting the exact gradient ``pi_a (R_a - G) - lambda pi_a (log pi_a + H)`` to zero gives
+    ``R_a - lambda log pi_a = const``.  For ``lambda -> 0`` it is greedy; for large ``lambda``
+    it is flat.
+    """
+    if entropy_weight <= 0:
+        r = _t(rewards)
+        best = (r == r.max()).to(DTYPE)
+        return best / best.sum()
+    return torch.softmax(_t(rewards) / entropy_weight, -1)
+
+
+def simulate(logits0: TensorLike, rewards: TensorLike, *, lr: TensorLike, steps: int,
+             baseline: Union[TensorLike, str] = 0.0, entropy_weight: TensorLike = 0.0,
+             n_runs: int = 1, seed: int = 0, exact: bool = False, record_every: int = 1) -> torch.Tensor:
+    """Train a bandit policy with the single-sample estimator, many runs at once (eq:update).
+
+    Each step, every run samples one action ``a ~ softmax(theta)`` and moves its logits
+    ``theta <- theta + lr * ((R(a) - b)(onehot(a) - pi) + entropy_weight * grad H)``
+    (eq:single-sample, eq:entropy-grad): gradient *ascent* on ``G + entropy_weight * H``.
+
+    ``lr``, ``baseline`` and ``entropy_weight`` may be tensors; they broadcast together with
+    ``logits0.shape[:-1]`` and ``rewards.shape[:-1]`` to a *settings* shape ``S`` that is
+    simulated in one go.
+    ``baseline="value"`` uses the current policy's exact value ``V = sum_a pi_a R_a`` (a
+    perfectly learned baseline).  ``exact=True`` replaces the sample by the exact expected
+    gradient (:func:`pgviz.estimator.exact_gradient`): the path the estimates average to
+    (``n_runs`` is then 1).
+
+    Returns the policies ``pi`` recorded every ``record_every`` steps (step 0 included):
+    shape ``[steps // record_every + 1, *S, n_runs, K]``.
+    """
+    logits0, rewards = _t(logits0), _t(rewards)
+    k = logits0.shape[-1]
+    lr_t, ent_t = _t(lr), _t(entropy_weight)
+    value_baseline = isinstance(baseline, str)
+    if value_baseline and baseline != "value":
+        raise ValueError("baseline must be a number, a tensor or 'value'")
+    b_t = torch.zeros((), dtype=DTYPE) if value_baseline else _t(baseline)
+    settings = torch.broadcast_shapes(logits0.shape[:-1], rewards.shape[:-1], lr_t.shape, ent_t.shape,
+                                      b_t.shape)
+    if exact:
+        n_runs = 1
+    theta = logits0.expand(*settings, k)[..., None, :].expand(*settings, n_runs, k).clone()
+    rewards = rewards.expand(*settings, k)[..., None, :].expand(*settings, n_runs, k)
+    lr_t = lr_t.expand(settings)[..., None, None]
+    ent_t = ent_t.expand(settings)[..., None, None]
+    b_t = b_t.expand(settings)[..., None]
+    gen = _generator(seed)
+    history = [torch.softmax(theta, -1)]
+    for step in range(1, steps + 1):
+        pi = torch.softmax(theta, -1)
+        if exact:
+            grad = estimator.exact_gradient(theta, rewards)
+        else:
+            flat = pi.reshape(-1, k)
+            actions = torch.multinomial(flat, 1, generator=gen).reshape(pi.shape[:-1])
+            onehot = F.one_hot(actions, k).to(DTYPE)
+            b = (pi * rewards).sum(-1) if value_baseline else b_t
+            r = rewards.gather(-1, actions[..., None])[..., 0]
+            grad = (r - b)[..., None] * (onehot - pi)
+        theta = theta + lr_t * (grad + ent_t * entropy_gradient(theta))
+        if step % record_every == 0:
+            history.append(torch.softmax(theta, -1))
+    return torch.stack(history)
+
+
+#: The collapse story of book/04 ("Policy regularisation"): a horse image that the policy
+#: at first takes for a dog.  "dog" earns a partial reward of 0.5 (the right kind of
+#: animal), "horse" earns 1, everything else 0; the learned baseline still says 0.1.
+COLLAPSE = {
+    "labels": CIFAR10_CLASSES,
+    "rewards": [0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0],
+    "correct": HORSE,
+    "wrong": DOG,
+    "init_probs": {"dog": 0.8, "horse": 0.05},  # the other eight share 0.15
+    "baseline": 0.1,
+    "lr": 1.0,
+    "steps": 1000,
+}
+COLLAPSE["rewards"][HORSE] = 1.0
+
+
+def collapse_setup() -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits0, rewards)`` of the collapse story (:data:`COLLAPSE`)."""
+    p = COLLAPSE["init_probs"]
+    probs = torch.full((10,), (1.0 - p["dog"] - p["horse"]) / 8, dtype=DTYPE)
+    probs[DOG], probs[HORSE] = p["dog"], p["horse"]
+    return probs.log(), _t(COLLAPSE["rewards"])
+
+
+def classify_outcomes(probs: torch.Tensor, threshold: float = 0.9) -> dict:
+    """Sort final policies ``[..., n_runs, K]`` into the collapse story's three outcomes.
+
+    ``locked`` (``pi(dog) > threshold``: the policy collapsed onto the partial answer),
+    ``found`` (``pi(horse) > threshold``) and ``spread`` (neither: the entropy bonus keeps
+    it undecided).  Each is the fraction of runs, shape ``[...]``.
+    """
+    locked = (probs[..., DOG] > threshold).to(DTYPE).mean(-1)
+    found = (probs[..., HORSE] > threshold).to(DTYPE).mean(-1)
+    return {"locked": locked, "found": found, "spread": 1.0 - locked - found}
+
+
+def collapse_sweep(entropy_weights: Sequence[float] = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0), *,
+                   baseline: Union[float, str] = COLLAPSE["baseline"], lr: float = COLLAPSE["lr"],
+                   steps: int = COLLAPSE["steps"], n_seeds: int = 400, seed: int = 0,
+                   record_every: int = 10) -> dict:
+    """The collapse story (book/04) simulated for several entropy weights, ``n_seeds`` runs each.
+
+    Runs :func:`simulate` from :func:`collapse_setup` with the lagging baseline (eq:update),
+    all entropy weights in one batch, and the exact-gradient path for comparison.
+
+    Returns a dict: ``entropy_weights`` [L], ``steps`` (recorded step numbers), ``history``
+    ``[T, L, n_seeds, K]`` (float32 to keep it small), ``exact_history`` ``[T, L, K]``,
+    ``final`` ``[L, n_seeds, K]``, the :func:`classify_outcomes` fractions ``[L]``,
+    ``mean_final`` ``[L, K]`` and ``optimum`` ``[L, K]`` (:func:`regularised_optimum`).
+    """
+    logits0, rewards = collapse_setup()
+    lam = _t(list(entropy_weights))
+    hist = simulate(logits0, rewards, lr=lr, steps=steps, baseline=baseline, entropy_weight=lam,
+                    n_runs=n_seeds, seed=seed, record_every=record_every)
+    exact = simulate(logits0, rewards, lr=lr, steps=steps, entropy_weight=lam, exact=True,
+                     record_every=record_every)[:, :, 0]
+    final = hist[-1]
+    out = {
+        "entropy_weights": lam,
+        "steps": torch.arange(hist.shape[0]) * record_every,
+        "history": hist.float(),
+        "exact_history": exact,
+        "final": final,
+        "mean_final": final.mean(-2),
+        "optimum": torch.stack([regularised_optimum(rewards, float(l)) for l in lam]),
+    }
+    out.update(classify_outcomes(final))
+    return out
+
+
+# ----------------------------------------------------------------------------
+# A/B: averaging over time (book/07)
+# ----------------------------------------------------------------------------
+def ab_steps(r_a: TensorLike = 50.0, r_b: TensorLike = 100.0, p_b: TensorLike = 0.5,
+             lr: TensorLike = 1.0, baseline: TensorLike = 0.0) -> dict:
+    """The two possible single-sample steps on the logits ``(theta_A, theta_B)`` and their mean.
+
+    With ``pi = (1 - p_b, p_b)``: after sampling A the step is ``lr (r_a - b)(onehot(A) - pi)``,
+    after B ``lr (r_b - b)(onehot(B) - pi)`` (eq:single-sample); their ``pi``-weighted mean is
+    ``lr p_b (1 - p_b)(r_b - r_a) (-1, +1)`` (eq:ab-expected), which does not depend on ``b``.
+
+    Returns a dict of tensors: ``step_a``, ``step_b``, ``expected`` (each ``[..., 2]`` logit
+    changes), ``prob_a``/``prob_b`` (how likely each step is), and ``p_b_after_a``,
+    ``p_b_after_b`` (P(B) after taking that step).
+    """
+    r_a, r_b, p_b, lr, b = (_t(x) for x in (r_a, r_b, p_b, lr, baseline))
+    pi = torch.stack(torch.broadcast_tensors(1.0 - p_b, p_b), -1)
+    e_a = torch.tensor([1.0, 0.0], dtype=DTYPE)
+    e_b = torch.tensor([0.0, 1.0], dtype=DTYPE)
+    step_a = (lr * (r_a - b))[..., None] * (e_a - pi)
+    step_b = (lr * (r_b - b))[..., None] * (e_b - pi)
+    expected = (1.0 - p_b)[..., None] * step_a + p_b[..., None] * step_b
+    theta = pi.log()
+    return {
+        "step_a": step_a, "step_b": step_b, "expected": expected,
+        "prob_a": 1.0 - p_b, "prob_b": p_b,
+        "p_b_after_a": torch.softmax(theta + step_a, -1)[..., 1],
+        "p_b_after_b": torch.softmax(theta + step_b, -1)[..., 1],
+    }
+
+
+def ab_runs(r_a: TensorLike = 50.0, r_b: TensorLike = 100.0, *, lr: TensorLike = 0.01,
+            baseline: TensorLike = 0.0, steps: int = 100, n_runs: int = 200, p_b0: float = 0.5,
+            seed: int = 0) -> dict:
+    """Many A/B training runs (eq:update with ``K = 2``, no entropy bonus): P(B) over steps.
+
+    ``r_a``, ``r_b``, ``lr`` and ``baseline`` broadcast to a settings shape ``S`` and are all
+    simulated in one batch.  Returns ``p_b`` ``[steps + 1, *S, n_runs]`` (sampled runs) and
+    ``p_b_exact`` ``[steps + 1, *S]`` (the exact-gradient path the runs scatter around).
+    """
+    rewards = torch.stack(torch.broadcast_tensors(_t(r_a), _t(r_b)), -1)
+    logits0 = torch.tensor([math.log(1.0 - p_b0), math.log(p_b0)], dtype=DTYPE)
+    hist = simulate(logits0, rewards, lr=lr, steps=steps, baseline=baseline, n_runs=n_runs, seed=seed)
+    exact = simulate(logits0, rewards, lr=lr, steps=steps, baseline=baseline, exact=True)  # b broadcasts only
+    return {"p_b": hist[..., 1], "p_b_exact": exact[..., 0, 1]}
+
+
+# ----------------------------------------------------------------------------
+# The derivation's pieces (book/09)
+# ----------------------------------------------------------------------------
+def objective(logits: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
+    """``G(theta) = sum_a softmax(theta)_a R(a)`` (eq:objective), differentiable."""
+    return (torch.softmax(logits, -1) * rewards).sum(-1)
+
+
+def softmax_jacobian(logits: torch.Tensor) -> torch.Tensor:
+    """``d pi_a / d theta_j = pi_a (delta_aj - pi_j)``: rows are ``grad pi_a``."""
+    pi = torch.softmax(_t(logits), -1)
+    return torch.diag_embed(pi) - pi[..., :, None] * pi[..., None, :]
+
+
+def log_softmax_jacobian(logits: torch.Tensor) -> torch.Tensor:
+    """``d log pi_a / d theta_j = delta_aj - pi_j``: row ``a`` is ``onehot(a) - pi``, the score."""
+    pi = torch.softmax(_t(logits), -1)
+    k = pi.shape[-1]
+    return torch.eye(k, dtype=DTYPE) - pi[..., None, :]
+
+
+def check(name: str, autograd_value: torch.Tensor, formula_value: torch.Tensor, tol: float = 1e-10) -> str:
+    """Compare an autograd result with a formula (book/09); raise if they differ by more than ``tol``.
+
+    Returns one line: the step's name and the largest absolute difference.
+    """
+    a, f = _t(autograd_value), _t(formula_value)
+    if a.shape != f.shape:
+        raise AssertionError(f"{name}: shapes differ, {tuple(a.shape)} vs {tuple(f.shape)}")
+    diff = float((a - f).abs().max()) if a.numel() else 0.0
+    if not diff <= tol:
+        raise AssertionError(f"{name}: autograd and formula differ by {diff:.3g} > {tol:g}")
+    return f"{name:<58s} max |autograd - formula| = {diff:.1e}"
+
+
+def article_policy(eps: float = 0.02) -> torch.Tensor:
+    """Logits of the article's horse-image policy on all ten CIFAR-10 labels.
+
+    The article shows horse .6, dog .3, airplane .05, cat .05 and leaves the other six at
+    zero, which no softmax reaches; here a total of ``eps`` is taken from those four (in
+    proportion) and shared by the six, so every logit is finite.
+    """
+    probs = torch.zeros(10, dtype=DTYPE)
+    for label, p in zip(estimator.ARTICLE["labels"], estimator.ARTICLE["probs"]):
+        probs[CIFAR10_CLASSES.index(label)] = p
+    zero = probs == 0
+    probs = probs * (1.0 - eps)
+    probs[zero] = eps / int(zero.sum())
+    return probs.log()
+
+
+# ----------------------------------------------------------------------------
+# Drawing, one function per simulation above (draw(fig, ...) for pgviz.widgets)
+# ----------------------------------------------------------------------------
+DOG_COLOR = "#8c564b"  # brown: the tempting wrong answer in book/04
+
+
+def _np(x):
+    import numpy as np
+
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=float)
+
+
+def draw_mc_errors(ax, result: dict, n_points: int = 40):
+    """book/02: Monte Carlo error against ``n`` on log-log axes (:func:`mc_error_scaling`).
+
+    Faint dots: single repeats; line: root-mean-square error; dashed: ``sqrt(Var / n)``
+    (eq:mc-mean); dotted grey: a slope -1/2 reference through the first point.
+    """
+    from pgviz import plots
+
+    n, rms, pred = _np(result["n"]), _np(result["rms_error"]), _np(result["predicted"])
+    errs = _np(result["errors"])[:, :n_points]
+    floor = float(rms.min()) / 30  # a 0/1 reward makes some errors exactly 0: keep them on the axes
+    errs = errs.clip(min=floor)
+    jitter = 1.0 + 0.15 * (_np(torch.linspace(-1, 1, errs.shape[1])))
+    for i in range(len(n)):
+        ax.scatter(n[i] * jitter, errs[i], s=6, color=plots.GRADIENT, alpha=0.25, linewidths=0)
+    ax.plot(n, rms, "o-", color=plots.GRADIENT, linewidth=2, label="measured RMS error")
+    ax.plot(n, pred, "--", color="black", linewidth=1.2, label=r"theory $\sqrt{\mathrm{Var}/n}$")
+    ax.plot(n, rms[0] * (n / n[0]) ** -0.5, ":", color=plots.MUTED, linewidth=1.5, label="slope $-1/2$")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("number of samples $n$")
+    ax.set_ylabel(r"$\|\hat g_n - \nabla G\|$")
+    ax.set_title(f"error of the Monte Carlo gradient (fitted slope {result['slope']:.3f})")
+    ax.legend(frameon=False, fontsize=9)
+    plots._tidy(ax)
+    return ax
+
+
+def draw_mc_estimate(fig, result: dict, n: int, labels: Sequence[str] = CIFAR10_CLASSES, shown: int = 3):
+    """book/02 slider: the exact gradient (bars) and ``shown`` Monte Carlo means from ``n`` samples."""
+    import numpy as np
+    from pgviz import plots
+
+    ax = fig.add_subplot()
+    i = [int(v) for v in _np(result["n"])].index(int(n))
+    exact = _np(result["exact"])
+    est = _np(result["estimates"][i, :shown])
+    x = np.arange(len(exact))
+    ax.bar(x, exact, width=0.7, color="none", edgecolor=plots.GRADIENT, linewidth=2,
+           label=r"exact $\nabla G$ (sum over 10 actions)")
+    for j in range(est.shape[0]):
+        ax.scatter(x + (j - (shown - 1) / 2) * 0.18, est[j], s=22, color=plots.GRADIENT, alpha=0.9,
+                   marker="os^"[j % 3], label=f"estimate {j + 1} from $n={int(n):,}$" if j < 3 else None)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, labels, rotation=30, ha="right")
+    ax.set_ylim(-0.6, 0.6)
+    ax.set_ylabel("gradient on each logit")
+    ax.set_title(f"{shown} independent Monte Carlo estimates, $n = {int(n):,}$ samples each")
+    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    plots._tidy(ax)
+    return ax
+
+
+def draw_variance_study(ax, study: dict, crossover: Optional[float] = None):
+    """book/03: exact (lines) and measured (dots) variance against ``pi_y`` for three baselines."""
+    from pgviz import plots
+
+    p = _np(study["p"])
+    styles = {"none": (plots.MUTED, "no baseline ($b = 0$)"),
+              "value": (plots.BASELINE, r"value baseline $b = V = \pi_y$"),
+              "optimal": (plots.GRADIENT, r"optimal baseline $b^*$")}
+    for name, (color, label) in styles.items():
+        ax.plot(p, _np(study[f"exact_{name}"]), color=color, linewidth=2, label=label + " (exact)")
+        ax.plot(p, _np(study[f"measured_{name}"]), "o", color=color, markersize=4, markerfacecolor="white")
+    ax.plot([], [], "o", color="black", markerfacecolor="white", markersize=4, label="measured (redraws)")
+    if crossover is not None:
+        ax.axvline(crossover, color="black", linestyle=":", linewidth=1)
+        ax.text(crossover, ax.get_ylim()[1] * 0.98, f" $\\pi_y = {crossover:.2f}$", va="top", fontsize=9)
+    ax.set_xlabel(r"probability of the correct label $\pi_y$")
+    ax.set_ylabel("variance (trace of covariance)")
+    ax.legend(frameon=False, fontsize=8)
+    plots._tidy(ax)
+    return ax
+
+
+def draw_baseline_slider(fig, b: float, p: float, n_actions: int = 10, n_draws: int = 4000, seed: int = 0):
+    """book/03 slider: the variance as a function of the baseline (a parabola) at ``pi_y = p``.
+
+    Left: exact curve (eq:variance), its minimum ``b*``, the value ``V = pi_y``, and the chosen
+    ``b`` with a measured point.  Right: each kind of draw's share of the second moment
+    (:func:`variance_terms`) at the chosen ``b``: the correct label vs the nine wrong ones.
+    """
+    import numpy as np
+    from pgviz import plots
+
+    logits, rewards = confident_policy(p, n_actions), correct_rewards(n_actions)
+    bs = torch.linspace(-0.2, 1.2, 141, dtype=DTYPE)
+    curve = estimator.exact_variance(logits, rewards, bs)
+    b_opt = float(estimator.optimal_baseline(logits, rewards))
+    v_at = lambda x: float(estimator.exact_variance(logits, rewards, x))  # noqa: E731
+    measured = float(measured_variance(logits, rewards, b, n_draws, _generator(seed)))
+    ax, ax2 = fig.subplots(1, 2, width_ratios=[2, 1])
+    ax.plot(_np(bs), _np(curve), color=plots.GRADIENT, linewidth=2, label="exact variance")
+    ax.plot([b_opt], [v_at(b_opt)], "*", color="black", markersize=12, label=f"minimum $b^* = {b_opt:.3f}$")
+    ax.plot([p], [v_at(p)], "s", color=plots.BASELINE, markersize=7, label=rf"value $V = \pi_y = {p:g}$")
+    ax.plot([0.0], [v_at(0.0)], "D", color=plots.MUTED, markersize=6, label="no baseline")
+    ax.axvline(b, color="black", linewidth=0.8, linestyle="--")
+    ax.plot([b], [measured], "o", color="black", markerfacecolor="white", markersize=7,
+            label=f"measured at $b = {b:g}$: {measured:.3f}")
+    ax.set_xlabel("baseline $b$")
+    ax.set_ylabel("variance (trace of covariance)")
+    ax.set_ylim(0, float(curve.max()) * 1.05)
+    ax.set_title(rf"$\pi_y = {p:g}$: variance is a parabola in $b$")
+    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    plots._tidy(ax)
+    terms = variance_terms(logits, rewards, b)
+    correct = int(rewards.argmax())
+    shares = np.array([float(terms[correct]), float(terms.sum() - terms[correct])])
+    ax2.bar([0, 1], shares, color=[plots.REWARD, plots.MUTED], width=0.6)
+    ax2.set_xticks([0, 1], ["correct label\n(R = 1)", "9 wrong labels\n(R = 0)"])
+    ax2.set_title("who makes the noise:\n" + r"$\pi_a (R_a - b)^2 \|e_a - \pi\|^2$ summed by kind", fontsize=9)
+    ax2.set_ylim(0, max(0.3, float(shares.max()) * 1.15))
+    for i, s in enumerate(shares):
+        ax2.text(i, s, f"{s:.3f}", ha="center", va="bottom", fontsize=9)
+    plots._tidy(ax2)
+    return fig
+
+
+def draw_collapse_runs(fig, sweep: dict, entropy_weight: float, n_shown: int = 30):
+    """book/04 slider: ``P(horse)`` and ``P(dog)`` over training for one entropy weight.
+
+    Left: runs (thin), their mean (thick) and the exact-gradient path (dashed).  Right: the
+    fraction of runs that locked onto "dog", found "horse" or stayed spread out.
+    """
+    from pgviz import plots
+
+    lam = _np(sweep["entropy_weights"]).tolist()
+    i = min(range(len(lam)), key=lambda j: abs(lam[j] - entropy_weight))
+    steps = _np(sweep["steps"])
+    hist = sweep["history"][:, i]                                    # [T, n_seeds, K]
+    ax, ax2 = fig.subplots(1, 2, width_ratios=[2.2, 1])
+    for label, idx, color in (("dog", DOG, DOG_COLOR), ("horse", HORSE, plots.POLICY)):
+        traj = _np(hist[..., idx]).T                                  # [n_seeds, T]
+        for row in traj[:n_shown]:
+            ax.plot(steps, row, color=color, alpha=0.15, linewidth=0.7)
+        ax.plot(steps, traj.mean(0), color=color, linewidth=2.4, label=f"P({label}), mean of {traj.shape[0]} runs")
+        ax.plot(steps, _np(sweep["exact_history"][:, i, idx]), "--", color=color, linewidth=1.3,
+                label=f"P({label}), exact-gradient path")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("step")
+    ax.set_ylabel("probability")
+    ax.set_title(f"entropy weight $\\lambda = {entropy_weight:g}$")
+    ax.legend(frameon=False, fontsize=7, loc="center right")
+    plots._tidy(ax)
+    fr = [float(sweep[k][i]) for k in ("locked", "found", "spread")]
+    bars = ax2.bar([0, 1, 2], fr, color=[DOG_COLOR, plots.POLICY, plots.MUTED], width=0.6)
+    ax2.bar_label(bars, labels=[f"{v:.0%}" for v in fr], fontsize=9)
+    ax2.set_xticks([0, 1, 2], ["locked on\ndog", "found\nhorse", "still\nspread"])
+    ax2.set_ylim(0, 1.12)
+    ax2.set_title(f"after {int(steps[-1])} steps", fontsize=10)
+    plots._tidy(ax2)
+    return fig
+
+
+def draw_collapse_summary(ax, sweep: dict):
+    """book/04: outcome fractions against the entropy weight, with the mean final ``P(horse)``
+    and the regularised optimum ``softmax(R / lambda)`` (eq:regularised-optimum)."""
+    import numpy as np
+    from pgviz import plots
+
+    lam = _np(sweep["entropy_weights"])
+    x = np.arange(len(lam))
+    for key, color, label in (("locked", DOG_COLOR, "runs locked on dog"), ("found", plots.POLICY, "runs that found horse"),
+                              ("spread", plots.MUTED, "runs still spread out")):
+        ax.plot(x, _np(sweep[key]), "o-", color=color, linewidth=2, label=label)
+    ax.plot(x, _np(sweep["mean_final"][:, HORSE]), "s--", color=plots.REWARD, linewidth=1.2,
+            label="mean final P(horse)")
+    ax.plot(x, _np(sweep["optimum"][:, HORSE]), "x:", color="black", linewidth=1,
+            label=r"P(horse) in $\mathrm{softmax}(R/\lambda)$")
+    ax.set_xticks(x, [f"{v:g}" for v in lam])
+    ax.set_xlabel(r"entropy weight $\lambda$")
+    ax.set_ylabel("fraction of runs / probability")
+    ax.set_ylim(-0.03, 1.05)
+    ax.legend(frameon=False, fontsize=8, loc="center left")
+    plots._tidy(ax)
+    return ax
+
+
+def draw_ab_steps(fig, r_a: float, r_b: float, baseline: float, lr: float = 0.01):
+    """book/07 slider: the two possible single-sample steps from 50/50 and their expectation
+    (eq:ab-expected), as changes of the logit gap ``theta_B - theta_A`` and of ``P(B)``."""
+    from pgviz import plots
+
+    s = ab_steps(r_a, r_b, 0.5, lr, baseline)
+    gap = lambda v: float(v[1] - v[0])  # noqa: E731
+    vals = [gap(s["step_a"]), gap(s["step_b"]), gap(s["expected"])]
+    ax, ax2 = fig.subplots(1, 2)
+    bars = ax.bar([0, 1, 2], vals, color=[plots.GRADIENT, plots.GRADIENT, "#b35806"], width=0.6)
+    bars[2].set_hatch("//")
+    ax.bar_label(bars, labels=[f"{v:+.3g}" for v in vals], fontsize=9, padding=2)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks([0, 1, 2], ["A sampled\n(prob 0.5)", "B sampled\n(prob 0.5)", "expected\nstep"])
+    lim = max(abs(v) for v in vals + [1e-9]) * 1.3
+    ax.set_ylim(-lim, lim)
+    ax.set_ylabel(r"change of $\theta_B - \theta_A$")
+    ax.set_title(f"$R_A = {r_a:g}$, $R_B = {r_b:g}$, $b = {baseline:g}$, lr $= {lr:g}$", fontsize=10)
+    plots._tidy(ax)
+    pb = [0.5, float(s["p_b_after_a"]), float(s["p_b_after_b"])]
+    bars2 = ax2.bar([0, 1, 2], pb, color=[plots.MUTED, plots.POLICY, plots.POLICY], width=0.6)
+    ax2.bar_label(bars2, labels=[f"{v:.3f}" for v in pb], fontsize=9)
+    ax2.set_xticks([0, 1, 2], ["before", "after an\nA step", "after a\nB step"])
+    ax2.set_ylim(0, 1.1)
+    ax2.set_ylabel("P(B)")
+    ax2.set_title("the policy after one step", fontsize=10)
+    plots._tidy(ax2)
+    return fig
+
+
+def draw_ab_runs(fig, runs: dict, index: tuple, n_shown: int = 30):
+    """book/07 slider: P(B) over steps for many runs at one setting ``index`` of :func:`ab_runs`."""
+    from pgviz import plots
+
+    p = _np(runs["p_b"][(slice(None),) + tuple(index)]).T            # [n_runs, T]
+    exact = _np(runs["p_b_exact"][(slice(None),) + tuple(index)])
+    steps = list(range(p.shape[1]))
+    ax = fig.add_subplot()
+    plots.runs(steps, p, ax=ax, color=plots.POLICY, n_shown=n_shown, label=f"mean of {p.shape[0]} runs",
+               xlabel="step", ylabel="P(B)", ylim=(-0.02, 1.02))
+    ax.plot(steps, exact, "--", color="black", linewidth=1.2, label="exact-gradient path")
+    ax.axhline(0.5, color=plots.MUTED, linewidth=0.6)
+    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    return ax
