@@ -1,0 +1,82 @@
+"""How much does the policy gradient cost?  Time training steps of three objectives.
+
+All three run on the same network, the same batch and the same device, in one process,
+interleaved (so a noisy neighbour slows them all alike), after a warm-up:
+
+* ``xent``             cross-entropy, one backward;
+* ``pg``               the estimator as one surrogate loss, one backward (what the trainer uses);
+* ``pg_two_backward``  the article's literal form, two backward passes through the network.
+
+Each timed step is a full training step: forward, loss, backward, Adam update.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from . import estimator
+from .data import normalize
+from .models import get_model
+from .training import _autocast, pick_device
+
+METHODS = ("xent", "pg", "pg_two_backward")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", steps: int = 5,
+          repeats: int = 5, warmup: int = 3, seed: int = 0) -> dict:
+    """Images per second of one training step for each of :data:`METHODS` (median of ``repeats``)."""
+    dev = pick_device(device)
+    torch.manual_seed(seed)
+    net = get_model(model, 10).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (batch_size, 32, 32, 3), dtype=torch.uint8, generator=g).to(dev)
+    x = normalize(images)
+    y = torch.randint(0, 10, (batch_size,), generator=g).to(dev)
+    gen = torch.Generator(device=dev if dev.type in ("cpu", "cuda") else "cpu").manual_seed(seed)
+
+    def step(method: str) -> None:
+        with _autocast(dev):
+            out = net(x)
+        out = out.float()
+        opt.zero_grad(set_to_none=True)
+        if method == "xent":
+            estimator.xent_loss(out, y).backward()
+        elif method == "pg":
+            estimator.pg_loss(out, y, generator=gen).loss.backward()
+        else:
+            estimator.pg_two_backward(out, y, generator=gen)
+        opt.step()
+
+    for _ in range(warmup):
+        for m in METHODS:
+            step(m)
+    _sync(dev)
+    rates = {m: [] for m in METHODS}
+    for r in range(repeats):
+        order = METHODS[r % 3:] + METHODS[:r % 3]  # rotate who goes first
+        for m in order:
+            _sync(dev)
+            t = time.perf_counter()
+            for _ in range(steps):
+                step(m)
+            _sync(dev)
+            rates[m].append(steps * batch_size / (time.perf_counter() - t))
+    ips = {m: round(statistics.median(v), 1) for m, v in rates.items()}
+    return {
+        "device": str(dev) if dev.type != "cuda" else f"cuda ({torch.cuda.get_device_name(dev)})",
+        "model": model, "batch_size": batch_size, "steps": steps, "repeats": repeats,
+        "images_per_second": ips,
+        "ratio_pg_vs_xent": round(ips["pg"] / ips["xent"], 3),
+        "ratio_pg_vs_two_backward": round(ips["pg"] / ips["pg_two_backward"], 3),
+        "torch": torch.__version__, "threads": torch.get_num_threads(),
+    }

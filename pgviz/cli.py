@@ -1,0 +1,171 @@
+"""``pgviz`` / ``python -m pgviz``: train, eval, bench.
+
+Every command prints one JSON line on stdout when it succeeds.  Bad input exits with
+code 2 and one line on stderr (no traceback); a diverged run exits 1; Ctrl-C during
+training saves a resumable checkpoint, prints the summary and exits 130.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 1
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad input: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would print the usage too; one line is enough
+        raise UsageError(f"{message} (see: {self.prog} --help)")
+
+
+def _finite_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
+    return v
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from .models import MODELS
+    from .training import OBJECTIVES
+
+    p = _Parser(prog="pgviz", description="Policy gradient estimation on CIFAR-10: train, evaluate, benchmark.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a classifier; writes OUT/checkpoint.pt and OUT/metrics.jsonl")
+    t.add_argument("--objective", choices=OBJECTIVES, default=None, help="pg (default), pg-no-baseline or xent")
+    t.add_argument("--data", default=None, help="cifar10, synthetic or PATH.npz (default: $PGVIZ_DATA or cifar10)")
+    t.add_argument("--out", required=True, help="output directory")
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--lr", type=_finite_float, default=None, help="Adam learning rate")
+    t.add_argument("--entropy-weight", type=_finite_float, default=None)
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    t.add_argument("--model", choices=tuple(MODELS), default=None)
+    t.add_argument("--data-dir", default=None, help="download/cache directory for cifar10 (default ~/.cache/pgviz)")
+    t.add_argument("--no-augment", dest="augment", action="store_false", default=None)
+    t.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt up to --epochs in total")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval", help="accuracy of a checkpoint on a data set (all images of an .npz)")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--data", default=None, help="cifar10, synthetic or PATH.npz (default: $PGVIZ_DATA or cifar10)")
+    e.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--batch-size", type=int, default=1000)
+
+    b = sub.add_parser("bench", help="images/second of xent, pg and the article's two-backward pg")
+    b.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    b.add_argument("--batch-size", type=int, default=256)
+    b.add_argument("--model", choices=tuple(MODELS), default="fast")
+    b.add_argument("--steps", type=int, default=5, help="steps per timed block")
+    b.add_argument("--repeats", type=int, default=5, help="timed blocks per method (median is reported)")
+    return p
+
+
+# Settings that define a run: on --resume, any given explicitly must match the checkpoint.
+_RUN_SETTINGS = ("objective", "data", "batch_size", "lr", "entropy_weight", "seed", "model", "augment")
+
+
+def _cmd_train(args) -> int:
+    from .training import TrainConfig, TrainingDiverged, load_checkpoint, train
+
+    out = Path(args.out)
+    ckpt_path = out / "checkpoint.pt"
+    given = {k: getattr(args, k) for k in _RUN_SETTINGS if getattr(args, k) is not None}
+    if ckpt_path.exists() and not args.resume:
+        raise UsageError(f"{ckpt_path} already exists; pass --resume to continue it, or choose another --out")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
+    if args.resume and ckpt_path.exists():
+        saved = load_checkpoint(ckpt_path)["config"]
+        for k, v in given.items():
+            if saved.get(k) != v:
+                raise UsageError(f"--{k.replace('_', '-')} {v} differs from the checkpoint's {saved.get(k)!r}; "
+                                 f"a resumed run keeps its settings (only --epochs and --device may change)")
+        epochs = args.epochs if args.epochs is not None else saved["epochs"]
+        config = TrainConfig.from_dict({**saved, "epochs": epochs})
+    else:
+        config = TrainConfig(**given)
+        if args.epochs is not None:
+            config.epochs = args.epochs
+    config.out, config.device, config.data_dir = str(out), args.device, args.data_dir
+    config.progress = not args.quiet
+    config.validate()
+    try:
+        summary = train(config, resume=args.resume)
+    except TrainingDiverged as exc:
+        print(f"pgviz: error: {exc}", file=sys.stderr)
+        return EXIT_DIVERGED
+    print(json.dumps(summary), flush=True)
+    if summary["status"] != "finished":
+        print(f"pgviz: interrupted after {summary['step']} steps; saved {ckpt_path} "
+              f"(continue with: pgviz train --out {out} --resume)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    import torch
+
+    from .data import DataError, load_eval_set
+    from .training import evaluate, load_checkpoint, model_from_checkpoint, pick_device
+
+    if args.batch_size < 1:
+        raise UsageError(f"batch size must be >= 1, got {args.batch_size}")
+    ckpt = load_checkpoint(args.checkpoint)
+    device = pick_device(args.device)
+    model = model_from_checkpoint(ckpt, device)
+    images, labels, _ = load_eval_set(args.data, data_dir=args.data_dir)
+    if int(labels.max()) >= ckpt["n_classes"]:
+        raise DataError(f"labels go up to {int(labels.max())} but the checkpoint has {ckpt['n_classes']} classes")
+    with torch.inference_mode():
+        result = evaluate(model, images, labels, batch_size=args.batch_size, device=device)
+    result.update({"checkpoint": str(args.checkpoint), "data": args.data or "default",
+                   "objective": ckpt["config"]["objective"], "model": ckpt["config"]["model"],
+                   "epochs": ckpt["epoch"]})
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from .bench import bench
+
+    if args.batch_size < 1 or args.steps < 1 or args.repeats < 1:
+        raise UsageError("--batch-size, --steps and --repeats must be >= 1")
+    print(json.dumps(bench(args.device, batch_size=args.batch_size, model=args.model,
+                           steps=args.steps, repeats=args.repeats)), flush=True)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from .data import DataError
+    from .training import CheckpointError, ConfigError
+
+    try:
+        args = _build_parser().parse_args(argv)
+        return {"train": _cmd_train, "eval": _cmd_eval, "bench": _cmd_bench}[args.command](args)
+    except (UsageError, ConfigError, DataError, CheckpointError) as exc:
+        msg = " ".join(str(exc).split())  # always one line
+        print(f"pgviz: error: {msg}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("pgviz: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

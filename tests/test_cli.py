@@ -1,0 +1,153 @@
+"""The command line, run as a subprocess (``python -m pgviz``), as a user would."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from pgviz import data
+
+ENV = {**os.environ, "PGVIZ_DATA": "synthetic", "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore"}
+
+
+def pgviz(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "pgviz", *map(str, args)], capture_output=True, text=True,
+                          env=ENV, timeout=kw.pop("timeout", 120), **kw)
+
+
+def last_json(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory):
+    """A small CIFAR-shaped .npz (synthetic images) in the shared data format."""
+    ds = data.make_synthetic(200, 40)
+    path = tmp_path_factory.mktemp("npz") / "tiny.npz"
+    imgs = torch.cat([ds.train_images, ds.test_images]).numpy()
+    labels = torch.cat([ds.train_labels, ds.test_labels]).numpy().astype(np.uint8)
+    np.savez(path, images=imgs, labels=labels, label_names=np.array(data.CIFAR10_CLASSES))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_npz):
+    out = tmp_path_factory.mktemp("run")
+    r = pgviz("train", "--objective", "pg", "--data", tiny_npz, "--out", out, "--epochs", 2,
+              "--batch-size", 32, "--seed", 1, "--device", "cpu", "--quiet")
+    return out, r
+
+
+def test_train_writes_checkpoint_metrics_and_summary(trained):
+    out, r = trained
+    assert r.returncode == 0, r.stderr
+    summary = last_json(r.stdout)
+    assert summary["status"] == "finished" and summary["epochs"] == 2 and summary["objective"] == "pg"
+    assert summary["n_test"] == 48 and 0 <= summary["test_acc"] <= 1  # fixed 20 % of 240 held out
+    assert (out / "checkpoint.pt").is_file()
+    rows = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in rows].count("epoch") == 2 and rows[-1]["event"] == "end"
+
+
+def test_eval_uses_every_image_of_an_npz(trained, tiny_npz):
+    out, _ = trained
+    r = pgviz("eval", "--checkpoint", out / "checkpoint.pt", "--data", tiny_npz, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    res = last_json(r.stdout)
+    assert res["n"] == 240 and 0 <= res["accuracy"] <= 1
+
+
+def test_resume_extends_a_finished_run_and_never_overwrites_it(trained, tiny_npz):
+    out, _ = trained
+    before = (out / "checkpoint.pt").read_bytes()
+    again = pgviz("train", "--data", tiny_npz, "--out", out, "--epochs", 2, "--device", "cpu")
+    assert again.returncode == 2 and "--resume" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    assert (out / "checkpoint.pt").read_bytes() == before
+    clash = pgviz("train", "--resume", "--objective", "xent", "--out", out, "--epochs", 3)
+    assert clash.returncode == 2 and "objective" in clash.stderr
+    r = pgviz("train", "--resume", "--out", out, "--epochs", 3, "--device", "cpu", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert last_json(r.stdout)["epochs"] == 3
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path, tiny_npz):
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"not a zip at all")
+    shape = tmp_path / "shape.npz"
+    np.savez(shape, images=np.zeros((5, 3, 32, 32), np.uint8), labels=np.zeros(5, np.uint8))
+    labels = tmp_path / "labels.npz"
+    np.savez(labels, images=np.zeros((5, 32, 32, 3), np.uint8), labels=np.full(5, 12, np.uint8),
+             label_names=np.array(data.CIFAR10_CLASSES))
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x80\x04junk")
+    out = tmp_path / "o"
+    cases = {
+        "objective": ["train", "--objective", "reinforce", "--out", out],
+        "missing npz": ["train", "--data", tmp_path / "missing.npz", "--out", out],
+        "corrupt npz": ["train", "--data", corrupt, "--out", out],
+        "wrong shape": ["train", "--data", shape, "--out", out],
+        "labels": ["eval", "--checkpoint", junk, "--data", labels],
+        "labels train": ["train", "--data", labels, "--out", out],
+        "negative lr": ["train", "--lr", "-0.1", "--out", out],
+        "negative entropy": ["train", "--entropy-weight", "-1", "--out", out],
+        "batch 0": ["train", "--batch-size", "0", "--out", out],
+        "negative epochs": ["train", "--epochs", "-2", "--out", out],
+        "foreign ckpt": ["eval", "--checkpoint", foreign, "--data", tiny_npz],
+        "unreadable ckpt": ["eval", "--checkpoint", junk, "--data", tiny_npz],
+        "missing ckpt": ["eval", "--checkpoint", tmp_path / "none.pt", "--data", tiny_npz],
+    }
+    procs = {k: subprocess.Popen([sys.executable, "-m", "pgviz", *map(str, v)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=ENV) for k, v in cases.items()}
+    for name, p in procs.items():
+        stdout, stderr = p.communicate(timeout=120)
+        lines = stderr.strip().splitlines()
+        assert p.returncode == 2, (name, stderr)
+        assert len(lines) == 1 and lines[0].startswith("pgviz: error: "), (name, stderr)
+        assert "Traceback" not in stderr and stdout == "", name
+    assert not (out / "checkpoint.pt").exists()
+
+
+def test_ctrl_c_saves_and_resume_finishes(tmp_path):
+    out = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "pgviz", "train", "--data", "synthetic", "--out", str(out),
+                          "--epochs", "50", "--batch-size", "64", "--device", "cpu", "--quiet"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 90
+    while time.time() < deadline and not (metrics.exists() and '"event": "step"' in metrics.read_text()):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 130, stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+    summary = last_json(stdout)
+    assert summary["status"] == "interrupted" and summary["step"] >= 1
+    r = pgviz("train", "--out", out, "--resume", "--epochs", 1, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert last_json(r.stdout)["epochs"] == 1 and last_json(r.stdout)["step"] == 1000 // 64
+
+
+def test_bench_prints_the_three_rates(tmp_path):
+    r = pgviz("bench", "--device", "cpu", "--batch-size", 16, "--steps", 1, "--repeats", 1)
+    assert r.returncode == 0, r.stderr
+    res = last_json(r.stdout)
+    assert set(res["images_per_second"]) == {"xent", "pg", "pg_two_backward"}
+    assert all(v > 0 for v in res["images_per_second"].values())
+    assert res["ratio_pg_vs_xent"] == pytest.approx(res["images_per_second"]["pg"] / res["images_per_second"]["xent"], rel=1e-2)
+    assert "ratio_pg_vs_two_backward" in res
+
+
+def test_console_script_entry_point_is_declared():
+    import tomllib
+    from pathlib import Path
+    meta = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert meta["project"]["scripts"]["pgviz"] == "pgviz.cli:main"
+    from pgviz.cli import main
+    assert main(["bench", "--batch-size", "0"]) == 2
