@@ -42,7 +42,7 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
     images = torch.randint(0, 256, (batch_size, 32, 32, 3), dtype=torch.uint8, generator=g).to(dev)
     x = normalize(images)
     y = torch.randint(0, 10, (batch_size,), generator=g).to(dev)
-    gen = torch.Generator(device=dev if dev.type in ("cpu", "cuda") else "cpu").manual_seed(seed)
+    gen = torch.Generator(device=dev).manual_seed(seed) if dev.type in ("cpu", "cuda") else None
 
     def step(method: str) -> None:
         with _autocast(dev):

@@ -25,6 +25,7 @@ For a notebook::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -38,12 +39,13 @@ from typing import Callable, Iterable, Optional
 import torch
 
 from . import estimator
-from .data import DataError, Dataset, DeviceLoader, load_dataset, normalize
+from .data import Dataset, DeviceLoader, default_source, load_dataset, normalize
 from .models import MODELS, get_model
 
 __all__ = [
     "OBJECTIVES", "CheckpointError", "ConfigError", "StopTraining", "TrainConfig", "TrainingDiverged",
-    "evaluate", "load_checkpoint", "objective_step", "pick_device", "predict", "train",
+    "evaluate", "load_checkpoint", "load_metrics", "model_from_checkpoint", "objective_step", "pick_device",
+    "predict", "train",
 ]
 
 OBJECTIVES = ("pg", "pg-no-baseline", "xent")
@@ -157,7 +159,9 @@ def objective_step(objective: str, outputs: torch.Tensor, labels: torch.Tensor, 
     # diverged network reaches the finite-loss check instead of crashing torch.multinomial.
     with torch.no_grad():
         logits = torch.nan_to_num(outputs[:, :-1], nan=0.0, posinf=0.0, neginf=0.0)
-        actions = estimator.sample_actions(torch.log_softmax(logits, 1), generator)
+        if generator is not None and generator.device != logits.device:  # e.g. MPS: CPU generator
+            logits = logits.to(generator.device)
+        actions = estimator.sample_actions(torch.log_softmax(logits, 1), generator).to(outputs.device)
     r = estimator.pg_loss(outputs, labels, entropy_weight=entropy_weight,
                           use_baseline=(objective == "pg"), actions=actions)
     baseline = r.baseline.mean() if objective == "pg" else torch.full((), float("nan"), device=outputs.device)
@@ -277,7 +281,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
     to stop; the run is then saved as after Ctrl-C.  ``resume=True`` continues from
     ``config.out/checkpoint.pt`` (up to ``config.epochs`` epochs in total).
     """
-    config.validate()
+    config = dataclasses.replace(config).validate()  # a copy: the caller's stays as it was
     device = pick_device(config.device)
     out = Path(config.out) if config.out else None
     ckpt_path = out / "checkpoint.pt" if out else None
@@ -286,7 +290,12 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
         config = TrainConfig.from_dict({**ckpt["config"], "epochs": config.epochs, "device": config.device,
                                         "out": config.out, "progress": config.progress,
                                         "data_dir": config.data_dir}).validate()
-    ds = dataset if dataset is not None else load_dataset(config.data, data_dir=config.data_dir)
+    if dataset is not None:
+        ds = dataset
+    else:
+        if config.data is None:
+            config.data = default_source()  # record what was actually used
+        ds = load_dataset(config.data, data_dir=config.data_dir)
     log_every = config.log_every or (1 if device.type == "cpu" else 10)
 
     torch.manual_seed(config.seed)
@@ -335,13 +344,14 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
     from tqdm.auto import tqdm
     bar = tqdm(total=config.epochs * steps_per_epoch, initial=min(st["step"], config.epochs * steps_per_epoch),
                disable=not config.progress, unit="step", dynamic_ncols=True, leave=False)
-    stopped, pending, t0 = None, [], time.perf_counter()
+    stopped, pending, t0, consistent = None, [], time.perf_counter(), True
     model.train()
     with _Interrupt() as interrupt:
         try:
             while st["epoch"] < config.epochs and stopped is None:
                 # ---- one epoch: the whole training loop --------------------------------
                 for x, y in loader:
+                    consistent = False  # a hard interrupt from here on leaves a half-made step
                     for group in opt.param_groups:
                         group["lr"] = lr_at(st["step"])
                     with _autocast(device):
@@ -354,6 +364,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
                     st["step"] += 1
                     st["images_seen"] += len(y)
                     pending.append(stats)
+                    consistent = True
                     if len(pending) >= log_every or loader.position == steps_per_epoch:
                         _flush(pending, st, emit, t0, bar, lr_at(st["step"] - 1))
                     if interrupt.requested:
@@ -377,7 +388,10 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
                     save(finished=st["epoch"] >= config.epochs)
                     emit(event)
         except (KeyboardInterrupt, StopTraining) as exc:
-            # Raised by a callback, i.e. at a batch boundary: the state is consistent.
+            # From a callback (at a batch boundary) the state is consistent and is saved; a
+            # second Ctrl-C inside a step is not: the last checkpoint is left as it was.
+            if not consistent:
+                raise
             stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped"
         finally:
             bar.close()
@@ -420,6 +434,14 @@ def _flush(pending: list, st: dict, emit, t0: float, bar, lr: float, safe: bool 
     emit(_jsonable({"event": "step", "epoch": st["epoch"] + 1, "step": st["step"],
                     "images_seen": st["images_seen"], "time": round(st["elapsed"] + time.perf_counter() - t0, 3),
                     "lr": lr, **row}))
+
+
+def load_metrics(path) -> list:
+    """The rows of a ``metrics.jsonl`` (``path`` may be the file or its run directory)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 class _MetricsLog:

@@ -12,7 +12,7 @@ import torch
 
 from pgviz import data
 
-ENV = {**os.environ, "PGVIZ_DATA": "synthetic", "OMP_NUM_THREADS": "2", "PYTHONWARNINGS": "ignore"}
+ENV = {**os.environ, "PGVIZ_DATA": "synthetic", "OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE", "PYTHONWARNINGS": "ignore"}
 
 
 def pgviz(*args, **kw):

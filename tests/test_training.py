@@ -8,7 +8,16 @@ import torch
 from pgviz import data, models, training
 from pgviz.training import StopTraining, TrainConfig, TrainingDiverged, train
 
-torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine two spinning OpenMP threads can be
+    many times slower than one (the CLI sets OMP_WAIT_POLICY=PASSIVE for the same reason)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +116,13 @@ def test_metrics_and_callbacks(tmp_path, small):
 
 
 def test_objectives_learn_synthetic(tmp_path):
-    ds = data.make_synthetic(512, 256)
+    ds = data.make_synthetic(384, 200)
     accs = {}
     for obj in ("pg", "pg-no-baseline", "xent"):
-        s = train(_cfg(tmp_path / obj, objective=obj, epochs=4, lr=5e-3, out=None), dataset=ds)
+        s = train(_cfg(tmp_path / obj, objective=obj, epochs=3, batch_size=32, lr=5e-3, out=None), dataset=ds)
         accs[obj] = s["test_acc"]
-    assert accs["xent"] > 0.6 and accs["pg"] > 0.3, accs  # chance is 0.1
+    # chance is 0.1; measured (seed 0): pg 0.45, pg-no-baseline 0.42, xent 0.70
+    assert accs["xent"] > 0.5 and accs["pg"] > 0.25 and accs["pg-no-baseline"] > 0.2, accs
 
 
 def test_pg_no_baseline_leaves_the_baseline_untrained():
