@@ -380,3 +380,14 @@ def test_download_ipynb_over_http(book, browser):
     finally:
         ctx.close()
         server.shutdown()
+
+
+def test_index_opens_first_chapter(book, page):
+    """Readers open _build/html/index.html: it must lead to the book's first page offline."""
+    index = book / "index.html"
+    if not index.is_file():
+        pytest.fail(f"{index} missing", pytrace=False)
+    page.goto(_file_url(index), wait_until="load")
+    page.wait_for_url(re.compile(re.escape(DOCNAMES[0]) + r"\.html"), timeout=10000)
+    assert page.locator("h1").count() >= 1
+    assert not page.pgviz_log["blocked"] and not page.pgviz_log["pageerror"]
