@@ -105,8 +105,11 @@ def test_mimebundle_has_widget_view_and_static_html():
 
 def test_frames_leave_figure_at_current_values():
     f = bars(0.4, None)
-    list(f.frames())
+    frames = list(f.frames())
+    assert len(frames) == 9 and frames[0][0] == {"p": 0.2, "b": 0.0}
     assert heights(f.figure) == [0.4, 0.6]
+    # the layout engine frozen while rendering frames is restored afterwards
+    assert type(f.figure.get_layout_engine()).__name__ == "ConstrainedLayoutEngine"
 
 
 def test_unique_ids_per_figure():
