@@ -323,6 +323,7 @@ class InteractiveFigure:
                 style={"description_width": "initial"},
                 layout=w.Layout(width="420px"),
             )
+            slider.disabled = len(ctrl.values) == 1
             slider.observe(self._on_slider, names="value")
             sliders[name] = slider
         self._sliders = sliders
@@ -370,11 +371,13 @@ class InteractiveFigure:
         rows = []
         for k, (name, ctrl) in enumerate(zip(names, ctrls)):
             labels = [ctrl.format(v) for v in ctrl.values]
+            # a control with a single value is shown as text, not as a slider that cannot move
+            kind = "range" if len(labels) > 1 else "hidden"
             rows.append(
                 f'<div class="pgviz-frames-row" style="display:flex;align-items:center;'
                 f'gap:0.6em;margin:0.15em 0;font-size:0.9em">'
                 f'<label for="{uid}-s{k}" style="min-width:9em">{esc(ctrl.label)}</label>'
-                f'<input type="range" id="{uid}-s{k}" class="pgviz-frames-slider" '
+                f'<input type="{kind}" id="{uid}-s{k}" class="pgviz-frames-slider" '
                 f'data-control="{esc(name)}" min="0" max="{len(labels) - 1}" step="1" '
                 f'value="{start[k]}" aria-label="{esc(ctrl.label)}" '
                 f'data-labels="{esc(json.dumps(labels))}" style="width:260px">'

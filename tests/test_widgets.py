@@ -127,3 +127,11 @@ def test_too_many_frames_refused():
 def test_bad_initial_value():
     with pytest.raises(ValueError):
         Control([1, 2, 3], value=4)
+
+
+def test_single_value_control_is_not_a_slider_in_html():
+    f = interactive(lambda fig, p, b: fig.add_subplot().bar([0], [p + b]),
+                    {"p": [0.1, 0.9], "b": [0.5]})
+    html = f.to_html()
+    assert html.count('type="range"') == 1 and html.count('type="hidden"') == 1
+    assert f.sliders["b"].disabled and not f.sliders["p"].disabled
