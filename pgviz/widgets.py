@@ -33,7 +33,10 @@ The static HTML is marked up for tests: the outer ``<div>`` has class
 ``data-control`` attribute, and the image has class ``pgviz-frames-image``.
 
 Keep the product of the controls' value counts small (about 60 frames or
-fewer); every frame is stored in the page.
+fewer); every frame is stored in the page.  Computing the frames takes a few
+seconds per figure; when working live in JupyterLab you can skip them with
+the environment variable ``PGVIZ_STATIC_FRAMES=0`` (the live widget is
+unaffected; the saved notebook then has no static fallback).
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ import itertools
 import json
 import math
 import numbers
+import os
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -421,8 +425,9 @@ class InteractiveFigure:
         n = self.n_frames
         bundle: Dict[str, Any] = {
             "text/plain": f"<InteractiveFigure: {', '.join(self.controls)}; {n} frames>",
-            "text/html": self.to_html(),
         }
+        if os.environ.get("PGVIZ_STATIC_FRAMES", "1").strip().lower() not in ("0", "false", "no"):
+            bundle["text/html"] = self.to_html()
         try:
             view = self.widget._repr_mimebundle_()
         except Exception:  # pragma: no cover - no ipywidgets front end at all

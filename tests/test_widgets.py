@@ -135,3 +135,10 @@ def test_single_value_control_is_not_a_slider_in_html():
     html = f.to_html()
     assert html.count('type="range"') == 1 and html.count('type="hidden"') == 1
     assert f.sliders["b"].disabled and not f.sliders["p"].disabled
+
+
+def test_static_frames_can_be_switched_off(monkeypatch):
+    f = bars(0.6, None)
+    monkeypatch.setenv("PGVIZ_STATIC_FRAMES", "0")
+    bundle = f._repr_mimebundle_()
+    assert "text/html" not in bundle and WIDGET_VIEW in bundle
