@@ -548,7 +548,7 @@ def check(name: str, autograd_value: torch.Tensor, formula_value: torch.Tensor, 
     diff = float((a - f).abs().max()) if a.numel() else 0.0
     if not diff <= tol:
         raise AssertionError(f"{name}: autograd and formula differ by {diff:.3g} > {tol:g}")
-    return f"{name:<58s} max |{what}| = {diff:.1e}"
+    return f"{name}: max |{what}| = {diff:.1e}"
 
 
 def article_policy(eps: float = 0.02) -> torch.Tensor:
@@ -813,3 +813,27 @@ def draw_ab_runs(fig, runs: dict, index: Optional[tuple] = None, n_shown: int = 
                      f"$b = {values['baseline']:g}$; final P(B) < 0.1 in {float((p[:, -1] < 0.1).mean()):.0%} of runs",
                      fontsize=10)
     return ax
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence], fmt: str = "{:.4g}"):
+    """A small results table for a chapter, shown as Markdown (an HTML table in the book).
+
+    Numbers (and 0-d tensors) are formatted with ``fmt``, or with a per-column format when
+    ``fmt`` is a sequence; strings pass through.
+    """
+    from IPython.display import Markdown
+
+    fmts = [fmt] * len(columns) if isinstance(fmt, str) else list(fmt)
+
+    def cell(v, f):
+        if hasattr(v, "item"):
+            v = v.item()
+        if isinstance(v, str):
+            return v
+        if isinstance(v, float):
+            v = v + 0.0  # no "-0.000"
+        return f.format(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(["---:"] * len(columns)) + "|"]
+    lines += ["| " + " | ".join(cell(v, f) for v, f in zip(r, fmts)) + " |" for r in rows]
+    return Markdown("\n".join(lines))
