@@ -331,7 +331,7 @@ class InteractiveFigure:
             slider.observe(self._on_slider, names="value")
             sliders[name] = slider
         self._sliders = sliders
-        self._image = w.Image(value=self.png(), format="png")
+        self._image = w.Image(value=_shrink_png(self.png()), format="png")
         self._image.layout = w.Layout(max_width="100%", height="auto")
         self._widget = w.VBox(
             [w.VBox(list(sliders.values())), self._image],
@@ -348,7 +348,7 @@ class InteractiveFigure:
 
     def _refresh_image(self) -> None:
         if self._image is not None:
-            self._image.value = self.png()
+            self._image.value = _shrink_png(self.png())
 
     # ------------------------------------------------------------- static HTML
     def to_html(self) -> str:
