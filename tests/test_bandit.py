@@ -225,3 +225,11 @@ def test_draw_functions_respond_to_their_controls():
     B.draw_baseline_slider(f1, 0.0, 0.9, n_draws=500)
     B.draw_baseline_slider(f2, 0.9, 0.9, n_draws=500)
     assert _lines_data(f1) != _lines_data(f2)
+
+
+def test_table_renders_numbers_and_html():
+    t = B.table(["n", "error"], [[10, torch.tensor(-0.0)], [100, 0.25]], fmt=["{:,}", "{:.3f}"])
+    assert t.rows == [["10", "0.000"], ["100", "0.250"]]
+    html = t._repr_html_()
+    assert html.count("<tr>") == 3 and "error</th>" in html
+    assert "| 100 | 0.250 |" in t._repr_markdown_()
