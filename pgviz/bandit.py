@@ -692,7 +692,10 @@ def draw_baseline_slider(fig, b: float, p: float, n_actions: int = 10, n_draws: 
     ax2.bar([0, 1], shares, color=[plots.REWARD, plots.MUTED], width=0.6)
     ax2.set_xticks([0, 1], ["correct label\n(R = 1)", "9 wrong labels\n(R = 0)"])
     ax2.set_title("who makes the noise:\n" + r"$\pi_a (R_a - b)^2 \|e_a - \pi\|^2$ summed by kind", fontsize=9)
-    ax2.set_ylim(0, max(0.3, float(shares.max()) * 1.15))
+    # the same scale for every b at this pi_y: the largest share over b in [0, 1]
+    ends = [variance_terms(logits, rewards, x) for x in (0.0, 1.0)]
+    top = max(max(float(t[correct]), float(t.sum() - t[correct])) for t in ends)
+    ax2.set_ylim(0, top * 1.15)
     for i, s in enumerate(shares):
         ax2.text(i, s, f"{s:.3f}", ha="center", va="bottom", fontsize=9)
     plots._tidy(ax2)
@@ -824,7 +827,7 @@ class Table:
     def _repr_html_(self) -> str:
         import html
 
-        esc = lambda x: html.escape(str(x)).replace("*", "")  # noqa: E731
+        esc = lambda x: html.escape(str(x))  # noqa: E731
         pad = 'style="padding:0.15em 0.8em"'
         head = "".join(f"<th {pad}>{esc(c)}</th>" for c in self.columns)
         body = "".join("<tr>" + "".join(f"<td {pad}>{esc(v)}</td>" for v in r) + "</tr>"
