@@ -548,7 +548,7 @@ def check(name: str, autograd_value: torch.Tensor, formula_value: torch.Tensor, 
     diff = float((a - f).abs().max()) if a.numel() else 0.0
     if not diff <= tol:
         raise AssertionError(f"{name}: autograd and formula differ by {diff:.3g} > {tol:g}")
-    return f"{name}: max |{what}| = {diff:.1e}"
+    return f"{name} -> max |{what}| = {diff:.1e}"
 
 
 def article_policy(eps: float = 0.02) -> torch.Tensor:
