@@ -32,11 +32,12 @@ def read_metrics(path) -> List[dict]:
     return rows
 
 
-def load_runs(root) -> Dict[str, List[dict]]:
+def load_runs(root, *, finished_only: bool = True) -> Dict[str, List[dict]]:
     """``{setting: [run, ...]}`` for ``root/<setting>/<seed folder>/metrics.jsonl``.
 
     Each run is ``{"seed", "config" (the start line), "epochs" (epoch lines), "end"}``;
     a run resumed after a stop keeps only its last start line and the epochs it finished.
+    ``finished_only`` leaves out runs still in progress or stopped before their last epoch.
     """
     out: Dict[str, List[dict]] = {}
     for path in sorted(Path(root).glob("*/*/metrics.jsonl")):
@@ -48,6 +49,8 @@ def load_runs(root) -> Dict[str, List[dict]]:
                 epochs[r["epoch"]] = r  # a resumed run rewrites later epochs
         ends = [r for r in rows if r.get("event") == "end"]
         if not starts or not epochs:
+            continue
+        if finished_only and not (ends and ends[-1].get("status") == "finished"):
             continue
         out.setdefault(path.parent.parent.name, []).append({
             "seed": starts[-1].get("seed"), "config": starts[-1],

@@ -125,6 +125,12 @@ def test_results_summary_matches_the_runs(tiny, tmp_path):
     # a torn line from a killed writer is ignored
     with open(root / "pg" / "seed1" / "metrics.jsonl", "a") as f:
         f.write('{"event": "epo')
+    # a run still in progress (no end line) is left out unless asked for
+    unfinished = root / "pg" / "seed2"
+    unfinished.mkdir()
+    lines = open(root / "pg" / "seed0" / "metrics.jsonl").read().splitlines()
+    (unfinished / "metrics.jsonl").write_text("\n".join(l for l in lines if '"end"' not in l) + "\n")
+    assert len(results.load_runs(root, finished_only=False)["pg"]) == 3
     runs = results.load_runs(root)
     assert sorted(runs) == ["pg", "xent"] and all(len(v) == 2 for v in runs.values())
     finals = {}
