@@ -233,3 +233,20 @@ def test_table_renders_numbers_and_html():
     html = t._repr_html_()
     assert html.count("<tr>") == 3 and "error</th>" in html
     assert "| 100 | 0.250 |" in t._repr_markdown_()
+
+
+def test_chapter_widgets_redraw_when_a_slider_moves():
+    from pgviz.widgets import Control, interactive
+
+    sweep = B.collapse_sweep((0.0, 3.0), n_seeds=20, steps=50, record_every=5)
+    w = interactive(lambda fig, lam: B.draw_collapse_runs(fig, sweep, lam),
+                    {"lam": Control([0.0, 3.0], value=0.0)})
+    before = _lines_data(w.figure)
+    w.sliders["lam"].value = 3.0
+    assert _lines_data(w.figure) != before
+    ab = B.ab_sweep(r_a=(25.0, 50.0), r_b=(100.0,), lr=(0.01,), baseline=(0.0, 75.0), steps=10, n_runs=5)
+    w = interactive(lambda fig, r_a, b: B.draw_ab_runs(fig, ab, r_a=r_a, r_b=100.0, lr=0.01, baseline=b),
+                    {"r_a": [25.0, 50.0], "b": Control([0.0, 75.0], value=0.0)})
+    before = _lines_data(w.figure)
+    w.sliders["b"].value = 75.0
+    assert _lines_data(w.figure) != before
