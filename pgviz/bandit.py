@@ -540,15 +540,16 @@ def check(name: str, autograd_value: torch.Tensor, formula_value: torch.Tensor, 
           what: str = "autograd - formula") -> str:
     """Compare an autograd result with a formula (book/09); raise if they differ by more than ``tol``.
 
-    Returns one line: the step's name and the largest absolute difference (``what`` names it).
+    Returns one line, ``"<name> -> <largest absolute difference>"``; ``what`` names the
+    difference in the error message.
     """
     a, f = _t(autograd_value), _t(formula_value)
     if a.shape != f.shape:
         raise AssertionError(f"{name}: shapes differ, {tuple(a.shape)} vs {tuple(f.shape)}")
     diff = float((a - f).abs().max()) if a.numel() else 0.0
     if not diff <= tol:
-        raise AssertionError(f"{name}: autograd and formula differ by {diff:.3g} > {tol:g}")
-    return f"{name} -> max |{what}| = {diff:.1e}"
+        raise AssertionError(f"{name}: max |{what}| = {diff:.3g} > {tol:g}")
+    return f"{name} -> {diff:.1e}"
 
 
 def article_policy(eps: float = 0.02) -> torch.Tensor:
