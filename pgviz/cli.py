@@ -77,8 +77,8 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     b.add_argument("--batch-size", type=int, default=256)
     b.add_argument("--model", choices=tuple(MODELS), default="fast")
-    b.add_argument("--steps", type=int, default=5, help="steps per timed block")
-    b.add_argument("--repeats", type=int, default=5, help="timed blocks per method (median is reported)")
+    b.add_argument("--steps", type=int, default=2, help="steps per timed block")
+    b.add_argument("--repeats", type=int, default=15, help="timed rounds (medians are reported)")
     return p
 
 
