@@ -16,17 +16,23 @@ Equation labels are the book's (``{eq}`` references in the chapters):
 ``eq:single-sample``  ``g(a) = (R(a) - b)(onehot(a) - pi)``, ``a ~ pi``    (book/02, 03)
 ``eq:mc-mean``        ``g_n = (1/n) sum_i g(a_i)``, error ``sqrt(Var / n)``  (book/02)
 ``eq:baseline``       ``E[(R(a) - b) grad log pi(a)] = grad G`` for any ``b`` (book/03)
+``eq:baseline-bce``   the learned baseline's loss; its optimum is ``V = E[R]``  (book/03)
 ``eq:variance``       ``Var(b) = sum_a pi_a (R_a - b)^2 |onehot(a) - pi|^2 - |grad G|^2`` (book/03)
+``eq:optimal-baseline``  ``b* = sum_a w_a R_a / sum_a w_a``, ``w_a = pi_a |onehot(a) - pi|^2`` (book/03)
+``eq:value-vs-none``  ``Var(pi_y) - Var(0) = pi_y^2 (4 pi_y - 1 - 3 sum pi^2)`` (book/03)
 ``eq:entropy``        ``H(pi) = -sum_a pi_a log pi_a``                     (book/04)
 ``eq:entropy-grad``   ``grad H = -pi * (log pi + H)``                      (book/04, 09)
 ``eq:update``         ``theta <- theta + lr (g(a) + lambda grad H)``        (book/04, 07)
 ``eq:regularised-optimum``  ``pi* = softmax(R / lambda)``                  (book/04)
 ``eq:ab-expected``    the A/B expected step                               (book/07)
+``eq:deriv-*``        the appendix's steps (objective, sum, logtrick, expectation, score,
+                      baseline, surrogate)                                (book/09)
 
 Sections: policies and rewards; Monte Carlo against the exact gradient (book/02);
 the variance of the estimator (book/03); the training-loop simulator and the
 collapse story (book/04); A/B averaging over time (book/07); the derivation's
-pieces (book/09); and drawing functions tied to these simulations.
+pieces (book/09); drawing functions tied to these simulations (``draw_*``, colours
+from :mod:`pgviz.plots`); and :func:`table`, the chapters' small HTML results tables.
 """
 from __future__ import annotations
 
