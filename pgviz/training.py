@@ -54,6 +54,9 @@ CHECKPOINT_FORMAT = "pgviz-checkpoint"
 CHECKPOINT_VERSION = 1
 # Per-step statistics, in this order, in one tensor (one device sync per logged step).
 STAT_NAMES = ("loss", "reward", "baseline", "entropy", "policy_loss", "baseline_loss", "train_acc")
+# ... of which these do not exist for an objective (logged as null).
+_NOT_MEASURED = {"pg": (), "pg-no-baseline": ("baseline",),
+                 "xent": ("reward", "baseline", "entropy", "policy_loss", "baseline_loss")}
 
 
 class ConfigError(ValueError):
@@ -379,7 +382,8 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
                     st["epoch"] += 1
                     test = evaluate(model, ds.test_images, ds.test_labels, device=device)
                     n = max(st["sums"][-1].item(), 1.0)
-                    means = {k: v for k, v in zip(STAT_NAMES, (st["sums"][:-1] / n).tolist())}
+                    means = {k: (None if k in _NOT_MEASURED[config.objective] else v)
+                             for k, v in zip(STAT_NAMES, (st["sums"][:-1] / n).tolist())}
                     st["sums"] = torch.zeros_like(st["sums"])
                     st["elapsed"] += time.perf_counter() - t0
                     t0 = time.perf_counter()

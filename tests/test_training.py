@@ -118,9 +118,16 @@ def test_metrics_and_callbacks(tmp_path, small):
 def test_objectives_learn_synthetic(tmp_path):
     ds = data.make_synthetic(384, 200)
     accs = {}
+    last = {}
     for obj in ("pg", "pg-no-baseline", "xent"):
-        s = train(_cfg(tmp_path / obj, objective=obj, epochs=3, batch_size=32, lr=5e-3, out=None), dataset=ds)
+        keep = lambda e, obj=obj: last.__setitem__(obj, e) if e["event"] == "epoch" else None
+        s = train(_cfg(tmp_path / obj, objective=obj, epochs=3, batch_size=32, lr=5e-3, out=None),
+                  callbacks=[keep], dataset=ds)
         accs[obj] = s["test_acc"]
+    # what an objective does not have is logged as null, not as a fake 0
+    assert last["xent"]["reward"] is None and last["xent"]["baseline"] is None
+    assert last["pg-no-baseline"]["baseline"] is None and last["pg-no-baseline"]["reward"] > 0.1
+    assert 0 < last["pg"]["baseline"] < 1
     # chance is 0.1; measured (seed 0): pg 0.45, pg-no-baseline 0.42, xent 0.70
     assert accs["xent"] > 0.5 and accs["pg"] > 0.25 and accs["pg-no-baseline"] > 0.2, accs
 
