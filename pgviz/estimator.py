@@ -6,12 +6,17 @@ the labels the book uses (``book/02_policy_gradient`` and ``book/03_baseline``):
 
 ``eq:objective``   ``G(theta) = E_{a ~ pi}[R(a)] = sum_a pi(a|x) R(a)``
 
-``eq:gradient``    ``grad G = E_{a ~ pi}[(R(a) - b) grad log pi(a|x)]``  for any ``b``
-                   that does not depend on ``a``.
+``eq:gradient``    ``grad G = E_{a ~ pi}[R(a) grad log pi(a|x)]`` (the policy-gradient theorem)
+
+``eq:baseline``    ``grad G = E_{a ~ pi}[(R(a) - b) grad log pi(a|x)]`` for any ``b`` that
+                   does not depend on ``a`` (``book/03_baseline``).
 
 ``eq:single-sample``  one sample gives the unbiased estimate
                    ``g(a) = (R(a) - b) grad log pi(a|x)``; for a softmax over logits
                    ``theta`` this is ``(R(a) - b) (onehot(a) - pi)``.
+
+``eq:variance``    ``Var(b) = sum_a pi_a (R_a - b)^2 |onehot(a) - pi|^2 - |grad G|^2``,
+                   minimised by ``eq:optimal-baseline``.
 
 ``eq:entropy``     the bonus ``H(pi) = -sum_a pi(a) log pi(a)``; the loss adds
                    ``entropy_weight * sum_a pi log pi = -entropy_weight * H``.
@@ -147,7 +152,7 @@ def pg_loss(
     """The estimator as one surrogate loss (single backward; what the trainer uses).
 
     ``policy_loss = -mean_i (R_i - V_i) log pi(a_i|x_i)`` with ``V`` detached, so its
-    gradient is minus the single-sample estimate of eq:gradient averaged over the batch.
+    gradient is minus the single-sample estimate of eq:baseline averaged over the batch.
     Added to it: the baseline's BCE (eq:baseline-bce) and ``entropy_weight * sum pi log pi``
     (eq:entropy).  ``use_baseline=False`` sets ``b = 0`` and leaves ``V`` untrained.
     """
@@ -264,7 +269,7 @@ def score_function_estimates(
 
 
 def exact_variance(logits: torch.Tensor, rewards: torch.Tensor, baseline=0.0) -> torch.Tensor:
-    """Trace of the covariance of the single-sample estimator, summed exactly over actions.
+    """Trace of the covariance of the single-sample estimator, summed exactly over actions (eq:variance).
 
     ``Var = sum_a pi_a (R_a - b)^2 |onehot(a) - pi|^2 - |grad G|^2``.  ``baseline`` may be
     a tensor of candidate values (the result then has its shape: a variance curve).
@@ -279,7 +284,7 @@ def exact_variance(logits: torch.Tensor, rewards: torch.Tensor, baseline=0.0) ->
 
 
 def optimal_baseline(logits: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
-    """The constant ``b*`` minimising :func:`exact_variance`:
+    """The constant ``b*`` minimising :func:`exact_variance` (eq:optimal-baseline):
 
     ``b* = sum_a pi_a |onehot(a) - pi|^2 R_a / sum_a pi_a |onehot(a) - pi|^2``
     (set d Var / d b = 0; the variance is a parabola in ``b``).
