@@ -25,6 +25,7 @@ For a notebook::
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import math
@@ -91,6 +92,7 @@ class TrainConfig:
     model: str = "fast"
     augment: bool = True
     warmup_steps: int = 100           # linear learning-rate warm-up, then constant
+    ema: float = 0.99                 # per-step decay of the weight average that is evaluated; 0: off
     log_every: int = 0                # steps per metrics line; 0: 1 on CPU, 10 on accelerators
     progress: bool = True
     data_dir: Optional[str] = None    # cache directory for cifar10
@@ -114,6 +116,8 @@ class TrainConfig:
             bad(f"unknown device {self.device!r}; choose auto, cpu, cuda or mps")
         if self.warmup_steps < 0 or self.log_every < 0:
             bad("warmup_steps and log_every must be >= 0")
+        if not 0 <= self.ema < 1:
+            bad(f"ema decay must lie in [0, 1), got {self.ema}")
         return self
 
     @classmethod
@@ -236,12 +240,13 @@ def load_checkpoint(path, map_location="cpu") -> dict:
 
 
 def model_from_checkpoint(ckpt, device="cpu") -> torch.nn.Module:
-    """The trained network of a checkpoint (a dict from :func:`load_checkpoint` or a path)."""
+    """The evaluated network of a checkpoint (its weight average when the run kept one);
+    ``ckpt`` is a dict from :func:`load_checkpoint` or a path."""
     if not isinstance(ckpt, dict):
         ckpt = load_checkpoint(ckpt)
     try:
         model = get_model(ckpt["config"]["model"], ckpt["n_classes"])
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"])
     except Exception as exc:
         raise CheckpointError(f"checkpoint does not hold a usable model ({type(exc).__name__})") from None
     return model.to(device).eval()
@@ -272,6 +277,33 @@ class _Interrupt:
             signal.signal(signal.SIGINT, self._old)
 
 
+class WeightAverage:
+    """An exponential moving average of a network's weights (and BatchNorm statistics).
+
+    Training runs at a constant learning rate, so the live weights keep jittering with the
+    sampling noise of the estimator; their running average is what gets evaluated (the
+    "Polyak averaging" of the fastest CIFAR-10 trainers).  It never feeds back into
+    training, so it changes nothing about the estimator.  The decay ramps up from 0 as
+    ``(1 + t) / (10 + t)`` so that early averages are not dominated by the initial weights.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay, self.updates = decay, 0
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for avg, live in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if avg.is_floating_point():
+                avg.lerp_(live, 1.0 - d)
+            else:
+                avg.copy_(live)
+
+
 def _jsonable(d: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
@@ -282,8 +314,9 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
 
     ``callbacks`` are called with one dict per event: ``{"event": "step", ...STAT_NAMES}``
     every ``log_every`` steps and ``{"event": "epoch", "train_acc", "test_acc", ...}`` after
-    each epoch; the dict also carries ``"model"`` (the live network) for plotting
-    predictions.  A callback may raise :class:`StopTraining` (or ``KeyboardInterrupt``)
+    each epoch; the dict also carries ``"model"`` (the network that is evaluated: the
+    weight average, see :class:`WeightAverage`) and ``"live_model"`` (the one being
+    trained) for plotting predictions.  A callback may raise :class:`StopTraining` (or ``KeyboardInterrupt``)
     to stop; the run is then saved as after Ctrl-C.  ``resume=True`` continues from
     ``config.out/checkpoint.pt`` (up to ``config.epochs`` epochs in total).
     """
@@ -310,12 +343,16 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
     loader = DeviceLoader(ds.train_images, ds.train_labels, config.batch_size, device=device,
                           augment=config.augment, seed=config.seed)
     action_gen = torch.Generator(device=loader.generator.device).manual_seed(config.seed + 1)
+    ema = WeightAverage(model, config.ema) if config.ema > 0 else None
     st = {"epoch": 0, "step": 0, "images_seen": 0, "elapsed": 0.0,
           "sums": torch.zeros(len(STAT_NAMES) + 1, dtype=torch.float64), "history": []}
     if ckpt is not None:
         if ckpt["n_classes"] != ds.n_classes:
             raise CheckpointError(f"{ckpt_path}: trained for {ckpt['n_classes']} classes, data has {ds.n_classes}")
         model.load_state_dict(ckpt["model"])
+        if ema is not None:
+            ema.model.load_state_dict(ckpt["ema"])
+            ema.updates = ckpt["ema_updates"]
         opt.load_state_dict(ckpt["optimizer"])
         loader.load_state_dict(ckpt["loader"])
         action_gen.set_state(ckpt["action_rng"])
@@ -327,10 +364,12 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
     metrics.write({"event": "start", "resumed_from_step": st["step"] if ckpt else None,
                    "n_train": len(ds.train_labels), "n_test": len(ds.test_labels), **asdict(config), "device": str(device)})
 
+    evaluated = ema.model if ema is not None else model
+
     def emit(event: dict):
         metrics.write(event)
         for cb in callbacks:
-            cb({**event, "model": model})
+            cb({**event, "model": evaluated, "live_model": model})
 
     def save(finished: bool = False):
         if ckpt_path is None:
@@ -339,6 +378,8 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
             "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": asdict(config),
             "n_classes": ds.n_classes, "label_names": list(ds.label_names), "data_source": ds.source,
             "model": model.state_dict(), "optimizer": opt.state_dict(), "loader": loader.state_dict(),
+            "ema": ema.model.state_dict() if ema is not None else None,
+            "ema_updates": ema.updates if ema is not None else 0,
             "action_rng": action_gen.get_state(), "torch_rng": torch.get_rng_state(),
             "epoch": st["epoch"], "step": st["step"], "images_seen": st["images_seen"],
             "elapsed": st["elapsed"], "sums": st["sums"], "history": st["history"], "finished": finished,
@@ -367,6 +408,8 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
+                    if ema is not None:
+                        ema.update(model)
                     st["step"] += 1
                     st["images_seen"] += len(y)
                     pending.append(stats)
@@ -380,7 +423,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
                 if stopped is None:
                     _flush(pending, st, emit, t0, bar, lr_at(st["step"] - 1))
                     st["epoch"] += 1
-                    test = evaluate(model, ds.test_images, ds.test_labels, device=device)
+                    test = evaluate(evaluated, ds.test_images, ds.test_labels, device=device)
                     n = max(st["sums"][-1].item(), 1.0)
                     means = {k: (None if k in _NOT_MEASURED[config.objective] else v)
                              for k, v in zip(STAT_NAMES, (st["sums"][:-1] / n).tolist())}
@@ -417,7 +460,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
     })
     metrics.write(summary)
     for cb in callbacks:
-        cb({**summary, "model": model})
+        cb({**summary, "model": evaluated, "live_model": model})
     return summary
 
 

@@ -33,7 +33,8 @@ def _cfg(tmp_path, **over):
 
 
 def _params(path):
-    return training.load_checkpoint(path)["model"]
+    ckpt = training.load_checkpoint(path)
+    return {**ckpt["model"], **{"ema." + k: v for k, v in ckpt["ema"].items()}}
 
 
 def _same(a, b):
@@ -55,6 +56,9 @@ def test_resume_two_plus_one_equals_three_straight(tmp_path, small):
     resumed = train(_cfg(tmp_path / "b", epochs=3), dataset=small, resume=True)
     assert _same(_params(tmp_path / "a" / "checkpoint.pt"), _params(tmp_path / "b" / "checkpoint.pt"))
     assert resumed["test_acc"] == straight["test_acc"] and resumed["step"] == straight["step"]
+    # the reported accuracy is that of the network a checkpoint hands out (the weight average)
+    net = training.model_from_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert training.evaluate(net, small.test_images, small.test_labels)["accuracy"] == resumed["test_acc"]
     # the resumed metrics file reads like the straight one (same step lines, same epochs)
     rows = lambda p: [json.loads(l) for l in open(p / "metrics.jsonl")]
     strip = lambda rs: [{k: v for k, v in r.items() if k != "time"} for r in rs if r["event"] in ("step", "epoch")]
@@ -81,7 +85,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, small):
     def poison(event):
         if event["event"] == "epoch" and event["epoch"] == 1:
             with torch.no_grad():
-                next(event["model"].parameters()).fill_(float("nan"))
+                next(event["live_model"].parameters()).fill_(float("nan"))
 
     with pytest.raises(TrainingDiverged, match="last good checkpoint") as err:
         train(_cfg(tmp_path, epochs=3), callbacks=[poison], dataset=small)
