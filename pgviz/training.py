@@ -1,11 +1,13 @@
 """Training a classifier with the policy gradient estimator (or with cross-entropy).
 
 The loop in :func:`train` fits on one screen: per batch, forward, one of three
-objectives, one backward, an Adam step.  Everything else here is bookkeeping that makes
-runs trustworthy: metrics per step and per epoch in ``metrics.jsonl``, a checkpoint
-after every epoch that resumes *exactly* (model, optimiser, every random stream and the
-data order), Ctrl-C that stops at the next batch boundary and saves, and a stop with a
-clear message when the loss stops being finite.
+objectives, one backward, an Adam step (constant learning rate after a short warm-up)
+and an update of the weight average that is evaluated (:class:`WeightAverage`).
+Everything else here is bookkeeping that makes runs trustworthy: metrics per step and
+per epoch in ``metrics.jsonl``, a checkpoint after every epoch that resumes *exactly*
+(model, optimiser, every random stream and the data order), Ctrl-C that stops at the
+next batch boundary and saves, and a stop with a clear message when the loss stops
+being finite.
 
 Objectives
   ``pg``              the article's estimator: one sampled label per image, reward 1 if
@@ -14,7 +16,8 @@ Objectives
   ``pg-no-baseline``  the same with ``b = 0``;
   ``xent``            softmax cross-entropy, the supervised comparison.
 
-For a notebook::
+Callback events carry ``"model"``: the evaluated network (the weight average); ``"live_model"``
+is the one being trained.  For a notebook::
 
     from pgviz.training import TrainConfig, train
     def show(event):              # called after logged steps and after every epoch
