@@ -32,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -210,6 +211,11 @@ FIGURE_STATE = """(k) => {
        e.checkVisibility ? e.checkVisibility() : true].join('|'));
 }"""
 
+# display equations wider than the text column (cut off or scrolled at 1280 px)
+WIDE_MATH = """() => [...document.querySelectorAll('div.math, .math-wrapper, mjx-container[display="true"]')]
+  .filter(e => e.scrollWidth > e.clientWidth + 2)
+  .map(e => (e.id || '') + ' ' + (e.textContent || '').trim().slice(0, 60))"""
+
 MOVE_SLIDER = """([k, v]) => {
   const r = document.querySelector(`[data-pgviz-test-slider="${k}"]`);
   r.value = v;
@@ -286,6 +292,10 @@ def test_page_offline(book, page, docname):
         if m:
             ctx = rep["text"][max(0, m.start() - 60): m.end() + 60].replace("\n", " ")
             problems.append(f"raw TeX {name} in visible text: ...{ctx}...")
+
+    wide = page.evaluate(WIDE_MATH)
+    if wide:  # readable by scrolling, so a warning, not a failure
+        warnings.warn(f"{docname}: display math wider than the column at 1280 px: {wide}")
 
     # -- images ---------------------------------------------------------------
     broken = page.evaluate(IMAGES_LOADED)
