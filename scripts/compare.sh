@@ -10,7 +10,7 @@
 # Settings: EPOCHS, SEEDS, DEVICE, OUT environment variables.
 set -euo pipefail
 DATA="${1:-${PGVIZ_DATA:-cifar10}}"
-EPOCHS="${EPOCHS:-30}"
+EPOCHS="${EPOCHS:-40}"
 SEEDS="${SEEDS:-0 1 2}"
 DEVICE="${DEVICE:-auto}"
 OUT="${OUT:-results/compare}"
