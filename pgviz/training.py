@@ -49,7 +49,7 @@ from .models import MODELS, get_model
 
 __all__ = [
     "OBJECTIVES", "CheckpointError", "ConfigError", "StopTraining", "TrainConfig", "TrainingDiverged",
-    "evaluate", "load_checkpoint", "load_metrics", "model_from_checkpoint", "objective_step", "pick_device",
+    "evaluate", "load_checkpoint", "model_from_checkpoint", "objective_step", "pick_device",
     "predict", "train",
 ]
 
@@ -487,14 +487,6 @@ def _flush(pending: list, st: dict, emit, t0: float, bar, lr: float, safe: bool 
     emit(_jsonable({"event": "step", "epoch": st["epoch"] + 1, "step": st["step"],
                     "images_seen": st["images_seen"], "time": round(st["elapsed"] + time.perf_counter() - t0, 3),
                     "lr": lr, **row}))
-
-
-def load_metrics(path) -> list:
-    """The rows of a ``metrics.jsonl`` (``path`` may be the file or its run directory)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 class _MetricsLog:
