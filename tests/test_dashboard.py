@@ -144,6 +144,10 @@ def test_results_summary_matches_the_runs(tiny, tmp_path):
         assert rows[name]["test_acc_mean"] == pytest.approx(np.mean(accs))
         assert rows[name]["test_acc_std"] == pytest.approx(np.std(accs, ddof=1))
         assert rows[name]["seeds"] == 2 and rows[name]["epochs"] == 2
+    assert np.isnan(rows["xent"]["entropy_final_mean"]) and 0 < rows["pg"]["entropy_final_mean"] <= np.log(10)
+    run = runs["pg"][0]
+    assert results.epoch_reaching(run, 0.0) == 1 and results.epoch_reaching(run, 1.01) is None
+    assert rows["pg"]["epoch_reaching_mean"][0.644] in (None, 1.0, 1.5, 2.0)
     table = results.format_table(results.summary_table(runs, order=["xent", "pg"]))
     assert table.splitlines()[2].startswith("| xent | xent | – | 2 | 2 |")
     ax = results.plot_runs(runs, x="time", reference={"article": 0.552})
