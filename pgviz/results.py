@@ -76,7 +76,8 @@ def _mean_or_none(xs) -> Optional[float]:
 
 def summary_table(runs: Dict[str, List[dict]], order: Optional[Sequence[str]] = None) -> List[dict]:
     """One row per setting: seeds, final test accuracy mean / std / min / max, best epoch's
-    accuracy (mean), wall time mean, final policy entropy (mean; NaN for xent), the mean
+    accuracy (mean), wall time mean, final policy entropy and mean reward of the sampled
+    labels in the last epoch (means; NaN for xent), the mean
     epoch at which the article's 55.2 % and 64.4 % were reached (None if a seed never
     did), epochs, and the run's settings."""
     rows = []
@@ -95,6 +96,7 @@ def summary_table(runs: Dict[str, List[dict]], order: Optional[Sequence[str]] = 
             "best_epoch_acc_mean": float(best.mean()),
             "wall_time_mean": float(np.mean([r["epochs"][-1]["time"] for r in rs])),
             "entropy_final_mean": float(np.mean([_final(r, "entropy") for r in rs])),
+            "reward_final_mean": float(np.mean([_final(r, "reward") for r in rs])),
             "epoch_reaching_mean": {t: _mean_or_none([epoch_reaching(r, t) for r in rs]) for t in (0.552, 0.644)},
             "n_train": cfg.get("n_train"), "n_test": cfg.get("n_test"), "model": cfg.get("model"),
             "lr": cfg.get("lr"), "batch_size": cfg.get("batch_size"), "device": cfg.get("device"),
