@@ -16,7 +16,7 @@ import numpy as np
 
 from . import plots
 
-__all__ = ["read_metrics", "load_runs", "epoch_reaching", "summary_table", "plot_runs", "format_table"]
+__all__ = ["read_metrics", "load_runs", "epoch_reaching", "summary_table", "plot_runs", "comparison_table", "format_table"]
 
 
 def read_metrics(path) -> List[dict]:
@@ -104,16 +104,26 @@ def summary_table(runs: Dict[str, List[dict]], order: Optional[Sequence[str]] = 
     return rows
 
 
-def format_table(rows: List[dict]) -> str:
-    """The summary as a Markdown table (final test accuracy as mean ± std over seeds)."""
-    lines = ["| setting | objective | entropy weight | seeds | epochs | test accuracy (mean ± std) | range | wall time (s) |",
-             "|---|---|---|---|---|---|---|---|"]
+COLUMNS = ("setting", "objective", "entropy weight", "seeds", "epochs", "test accuracy (mean ± std)", "range",
+           "wall time (s)")
+
+
+def comparison_table(rows: List[dict]) -> plots.Table:
+    """The summary as a table (HTML in notebooks and the book; final test accuracy as mean ± std)."""
+    cells = []
     for r in rows:
         ew = "–" if r["objective"] == "xent" else f"{r['entropy_weight']:g}"
-        lines.append(f"| {r['setting']} | {r['objective']} | {ew} | {r['seeds']} | {r['epochs']} | "
-                     f"{100 * r['test_acc_mean']:.1f}% ± {100 * r['test_acc_std']:.1f} | "
-                     f"{100 * r['test_acc_min']:.1f}–{100 * r['test_acc_max']:.1f}% | {r['wall_time_mean']:.0f} |")
-    return "\n".join(lines)
+        cells.append([r["setting"], r["objective"], ew, str(r["seeds"]), str(r["epochs"]),
+                      f"{100 * r['test_acc_mean']:.1f}% ± {100 * r['test_acc_std']:.1f}",
+                      f"{100 * r['test_acc_min']:.1f}–{100 * r['test_acc_max']:.1f}%", f"{r['wall_time_mean']:.0f}"])
+    return plots.Table(COLUMNS, cells)
+
+
+def format_table(rows: List[dict]) -> str:
+    """The summary as a Markdown table (for the README and the terminal)."""
+    t = comparison_table(rows)
+    lines = ["| " + " | ".join(t.columns) + " |", "|" + "---|" * len(t.columns)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in t.rows])
 
 
 def _curve(runs: List[dict], x: str, key: str):
