@@ -33,7 +33,7 @@ if [ -z "${PGVIZ_DATA:-}" ] && [ -f ../shared/data/cifar10-train-subset.npz ]; t
   PGVIZ_DATA="$(cd ../shared/data && pwd)/cifar10-train-subset.npz"
   export PGVIZ_DATA
 fi
-export MPLBACKEND=Agg OMP_WAIT_POLICY=PASSIVE  # spinning OpenMP threads crawl on a busy CPU
+export OMP_WAIT_POLICY=PASSIVE  # spinning OpenMP threads crawl on a busy CPU (no MPLBACKEND here: kernels must use the inline backend)
 echo "[run.sh] building the book (PGVIZ_DATA=${PGVIZ_DATA:-cifar10})"
 "$PY" scripts/build_book.py "$@"
 echo "[run.sh] done: open _build/html/index.html  |  run the tests: python3 -m pytest -q  |  train: python3 -m pgviz train --help"

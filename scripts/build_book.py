@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     if "PGVIZ_DATA" not in os.environ and shared.is_file():
         os.environ["PGVIZ_DATA"] = str(shared)
     log(f"PGVIZ_DATA={os.environ.get('PGVIZ_DATA', '(unset: pgviz default)')}")
+    # Chapter kernels must use matplotlib's inline backend, or figures drawn with pyplot
+    # vanish from the book; a MPLBACKEND such as Agg in the environment would override it.
+    if os.environ.pop("MPLBACKEND", None):
+        log("MPLBACKEND unset for the chapter kernels (figures need the inline backend)")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     t0 = time.time()
     try:

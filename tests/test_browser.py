@@ -401,3 +401,19 @@ def test_index_opens_first_chapter(book, page):
     page.wait_for_url(re.compile(re.escape(DOCNAMES[0]) + r"\.html"), timeout=10000)
     assert page.locator("h1").count() >= 1
     assert not page.pgviz_log["blocked"] and not page.pgviz_log["pageerror"]
+
+
+@pytest.mark.parametrize("docname", [d for d in toc_docnames() if (BOOK_ROOT / f"{d}.ipynb").is_file()])
+def test_figure_cells_show_their_figures(book, docname):
+    """A code cell ending in ';' draws a figure (the chapters' convention): its picture must be in
+    the page. Guards against a build whose kernels lost the inline backend (e.g. MPLBACKEND=Agg),
+    where every pyplot figure silently vanishes while frame sliders still show."""
+    import re
+
+    import nbformat
+
+    nb = nbformat.read(BOOK_ROOT / f"{docname}.ipynb", as_version=4)
+    drawing = sum(1 for c in nb.cells if c.cell_type == "code" and c.source.rstrip().endswith(";"))
+    html = (book / f"{docname}.html").read_text()
+    figures = [i for i in re.findall(r"<img[^>]*>", html) if "pgviz-frames-image" not in i]
+    assert len(figures) >= drawing, f"{docname}: {drawing} figure cells but {len(figures)} figures in the page"

@@ -149,6 +149,8 @@ def test_results_summary_matches_the_runs(tiny, tmp_path):
     assert results.epoch_reaching(run, 0.0) == 1 and results.epoch_reaching(run, 1.01) is None
     assert rows["pg"]["epoch_reaching_mean"][0.644] in (None, 1.0, 1.5, 2.0)
     table = results.format_table(results.summary_table(runs, order=["xent", "pg"]))
-    assert table.splitlines()[2].startswith("| xent | xent | – | 2 | 2 |")
+    assert table.splitlines()[2].startswith("| xent | – | 2 | 2 |")
+    html = results.comparison_table(results.summary_table(runs))._repr_html_()
+    assert html.count("<tr>") == 3 and f"{100 * rows['pg']['test_acc_mean']:.1f} ±" in html
     ax = results.plot_runs(runs, x="time", reference={"article": 0.552})
     assert len(ax.get_lines()) == 3
