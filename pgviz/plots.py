@@ -75,6 +75,16 @@ def _figure(fig, figsize):
     return plt.figure(figsize=figsize, layout="constrained")
 
 
+def _labels(ax, xlabel=None, ylabel=None, title=None) -> None:
+    """Set whichever of the axis labels and the title are given."""
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+
+
 def _numpy(x) -> np.ndarray:
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
@@ -168,12 +178,7 @@ def curves(
         ax.set_yscale("log")
     if ylim is not None:
         ax.set_ylim(*ylim)
-    if xlabel:
-        ax.set_xlabel(xlabel)
-    if ylabel:
-        ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
+    _labels(ax, xlabel, ylabel, title)
     if legend and len(ys) > 1:
         ax.legend(frameon=False, fontsize=9)
     _tidy(ax)
@@ -212,12 +217,7 @@ def runs(
     ax.plot(x, t.mean(0), color=color, linewidth=2.2, label=label)
     if ylim is not None:
         ax.set_ylim(*ylim)
-    if xlabel:
-        ax.set_xlabel(xlabel)
-    if ylabel:
-        ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
+    _labels(ax, xlabel, ylabel, title)
     ax.legend(frameon=False, fontsize=9)
     _tidy(ax)
     return ax
