@@ -38,6 +38,9 @@ __all__ = ["PROBE_CLASSES", "Recorder", "probe_images", "cpu_budget", "curves_fi
 
 #: The probe images: the first test image of each of these classes.
 PROBE_CLASSES = ("horse", "dog", "airplane", "cat", "ship")
+#: The values the panel's sliders offer (the run's own default is added when missing).
+ENTROPY_WEIGHTS = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2)
 CURVES = (("test_acc", "test accuracy", plots.POLICY),
           ("reward", "mean reward", plots.REWARD),
           ("baseline", "mean baseline V", plots.BASELINE),
@@ -134,6 +137,11 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _choices(values, default):
+    """Slider options: ``values`` plus ``default``, sorted, shown as compact numbers."""
+    return [(f"{v:g}", v) for v in sorted(set(values) | {default})]
+
+
 class TrainingDashboard:
     """The live training panel (JupyterLab).  ``TrainingDashboard(dataset)`` and display it.
 
@@ -156,10 +164,10 @@ class TrainingDashboard:
         self.objective = w.Dropdown(options=[("policy gradient", "pg"), ("cross-entropy", "xent")],
                                     value="pg", description="objective", style=style)
         self.baseline = w.Checkbox(value=True, description="learned baseline V", style=style)
-        self.entropy_weight = w.FloatLogSlider(value=self.base.entropy_weight or 0.01, base=10, min=-4, max=0,
-                                               step=0.25, description="entropy weight", style=style, readout_format=".4f")
-        self.lr = w.FloatLogSlider(value=self.base.lr, base=10, min=-4, max=-1, step=0.25,
-                                   description="learning rate", style=style, readout_format=".4f")
+        self.entropy_weight = w.SelectionSlider(options=_choices(ENTROPY_WEIGHTS, self.base.entropy_weight),
+                                                value=self.base.entropy_weight, description="entropy weight", style=style)
+        self.lr = w.SelectionSlider(options=_choices(LEARNING_RATES, self.base.lr), value=self.base.lr,
+                                    description="learning rate", style=style)
         self.epochs = w.IntSlider(value=self.base.epochs, min=1, max=100, description="epochs", style=style)
         self.train_button = w.Button(description="Train", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
