@@ -36,6 +36,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from booktoc import toc_files
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK_ROOT = Path(os.environ.get("PGVIZ_BOOK_ROOT", ROOT))  # where _toc.yml and _build/ are
@@ -53,25 +54,8 @@ def _unavailable(reason: str):
 
 
 def toc_docnames(toc_path: Path = BOOK_ROOT / "_toc.yml") -> list[str]:
-    """Every document in the table of contents, in reading order."""
-    import yaml
-
-    toc = yaml.safe_load(toc_path.read_text())
-    names = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                names.append(entry["file"])
-            walk(entry.get("sections"))
-            walk(entry.get("chapters"))
-            for part in entry.get("parts", []) or []:
-                walk(part.get("chapters"))
-
-    walk(toc.get("chapters"))
-    for part in toc.get("parts", []) or []:
-        walk(part.get("chapters"))
-    return [re.sub(r"\.(ipynb|md|rst)$", "", n) for n in names]
+    """Every document in the table of contents, in reading order (no file extension)."""
+    return [re.sub(r"\.(ipynb|md|rst)$", "", n) for n in toc_files(toc_path)]
 
 
 def chromium_path() -> str | None:

@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 
 import pytest
+from booktoc import toc_files
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
@@ -42,26 +43,6 @@ MAX_HELPER_STATEMENTS = 2
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
-def toc_files() -> list[str]:
-    """Every ``file:`` in _toc.yml (root first), as written there."""
-    import yaml
-
-    toc = yaml.safe_load(TOC.read_text())
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-            walk(entry.get("chapters"))
-
-    walk(toc.get("chapters"))
-    for part in toc.get("parts", []) or []:
-        walk(part.get("chapters"))
-    return files
-
-
 def resolve_toc_entry(entry: str) -> Path | None:
     path = ROOT / entry
     if path.suffix in CHAPTER_SUFFIXES and path.is_file():
