@@ -61,6 +61,8 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     t.add_argument("--model", choices=tuple(MODELS), default=None)
+    t.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="auto (default): bfloat16 autocast on CUDA and on CPUs with native bf16, else fp32")
     t.add_argument("--data-dir", default=None, help="download/cache directory for cifar10 (default ~/.cache/pgviz)")
     t.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     t.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt up to --epochs in total")
@@ -109,6 +111,7 @@ def _cmd_train(args) -> int:
         if args.epochs is not None:
             config.epochs = args.epochs
     config.out, config.device, config.data_dir = str(out), args.device, args.data_dir
+    config.precision = args.precision
     config.progress = not args.quiet
     config.validate()
     try:

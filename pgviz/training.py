@@ -9,12 +9,7 @@ per epoch in ``metrics.jsonl``, a checkpoint after every epoch that resumes *exa
 next batch boundary and saves, and a stop with a clear message when the loss stops
 being finite.
 
-Objectives
-  ``pg``              the article's estimator: one sampled label per image, reward 1 if
-                      right, a learned sigmoid baseline trained with BCE, entropy bonus
-                      (:func:`pgviz.estimator.pg_loss`, the single-backward surrogate);
-  ``pg-no-baseline``  the same with ``b = 0``;
-  ``xent``            softmax cross-entropy, the supervised comparison.
+Objectives (``pg``, ``pg-no-baseline``, ``xent``) are defined in :mod:`pgviz.objectives`.
 
 Callback events carry ``"model"``: the evaluated network (the weight average); ``"live_model"``
 is the one being trained.  For a notebook::
@@ -46,6 +41,7 @@ import torch
 from . import estimator
 from .data import Dataset, DeviceLoader, default_source, load_dataset, normalize
 from .models import MODELS, get_model
+from .objectives import _NOT_MEASURED, OBJECTIVES, STAT_NAMES, objective_step
 
 __all__ = [
     "OBJECTIVES", "CheckpointError", "ConfigError", "StopTraining", "TrainConfig", "TrainingDiverged",
@@ -53,14 +49,8 @@ __all__ = [
     "predict", "train",
 ]
 
-OBJECTIVES = ("pg", "pg-no-baseline", "xent")
 CHECKPOINT_FORMAT = "pgviz-checkpoint"
 CHECKPOINT_VERSION = 1
-# Per-step statistics, in this order, in one tensor (one device sync per logged step).
-STAT_NAMES = ("loss", "reward", "baseline", "entropy", "policy_loss", "baseline_loss", "train_acc")
-# ... of which these do not exist for an objective (logged as null).
-_NOT_MEASURED = {"pg": (), "pg-no-baseline": ("baseline",),
-                 "xent": ("reward", "baseline", "entropy", "policy_loss", "baseline_loss")}
 
 
 class ConfigError(ValueError):
@@ -96,6 +86,7 @@ class TrainConfig:
     augment: bool = True
     warmup_steps: int = 100           # linear learning-rate warm-up, then constant
     ema: float = 0.99                 # per-step decay of the weight average that is evaluated; 0: off
+    precision: str = "auto"           # auto | fp32 | bf16 (autocast); see resolve_precision
     log_every: int = 0                # steps per metrics line; 0: 1 on CPU, 10 on accelerators
     progress: bool = True
     data_dir: Optional[str] = None    # cache directory for cifar10
@@ -119,6 +110,8 @@ class TrainConfig:
             bad(f"unknown device {self.device!r}; choose auto, cpu, cuda or mps")
         if self.warmup_steps < 0 or self.log_every < 0:
             bad("warmup_steps and log_every must be >= 0")
+        if self.precision not in PRECISIONS:
+            bad(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
         if not 0 <= self.ema < 1:
             bad(f"ema decay must lie in [0, 1), got {self.ema}")
         return self
@@ -144,41 +137,35 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def _autocast(device: torch.device):
-    """Mixed precision on CUDA (bfloat16 where supported, else float16); nothing elsewhere."""
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where oneDNN runs bfloat16 natively on this CPU (AVX-512 BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # older torch or a build without oneDNN
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` on CUDA and on a CPU with native bfloat16, else ``fp32``."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
+        return "bf16"
+    return "fp32"
+
+
+def _autocast(device: torch.device, precision: str = "auto"):
+    """Mixed precision (autocast) as ``precision`` resolves on ``device``: bfloat16 on CUDA
+    (float16 where the GPU lacks bf16) and on a CPU with native bf16; nothing otherwise."""
+    if resolve_precision(precision, device) != "bf16" or device.type not in ("cuda", "cpu"):
+        return contextlib.nullcontext()
     if device.type == "cuda":
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
-
-
-# ----------------------------------------------------------------------------
-# One step of each objective
-# ----------------------------------------------------------------------------
-def objective_step(objective: str, outputs: torch.Tensor, labels: torch.Tensor, *,
-                   entropy_weight: float = 0.01, generator: Optional[torch.Generator] = None):
-    """``(loss to backpropagate, stats)`` for one batch; ``stats`` is a detached tensor in
-    the order of ``STAT_NAMES`` (no device synchronisation happens here)."""
-    outputs = outputs.float()
-    acc = (outputs[:, :-1].argmax(1) == labels).float().mean()
-    if objective == "xent":
-        loss = estimator.xent_loss(outputs, labels)
-        nan = torch.full((), float("nan"), device=outputs.device)
-        stats = torch.stack([loss.detach(), nan, nan, nan, nan, nan, acc])
-        return loss, stats
-    # Sample a ~ pi here (as estimator.pg_loss would) but from NaN-free logits, so that a
-    # diverged network reaches the finite-loss check instead of crashing torch.multinomial.
-    with torch.no_grad():
-        logits = torch.nan_to_num(outputs[:, :-1], nan=0.0, posinf=0.0, neginf=0.0)
-        if generator is not None and generator.device != logits.device:  # e.g. MPS: CPU generator
-            logits = logits.to(generator.device)
-        actions = estimator.sample_actions(torch.log_softmax(logits, 1), generator).to(outputs.device)
-    r = estimator.pg_loss(outputs, labels, entropy_weight=entropy_weight,
-                          use_baseline=(objective == "pg"), actions=actions)
-    baseline = r.baseline.mean() if objective == "pg" else torch.full((), float("nan"), device=outputs.device)
-    stats = torch.stack([r.loss.detach(), r.rewards.mean(), baseline, r.entropy,
-                         r.policy_loss, r.baseline_loss, acc])
-    return r.loss, stats
+    return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
 @torch.no_grad()
@@ -330,6 +317,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
     ckpt = load_checkpoint(ckpt_path) if resume and ckpt_path and ckpt_path.exists() else None
     if ckpt is not None:  # the run's identity comes from the checkpoint
         config = TrainConfig.from_dict({**ckpt["config"], "epochs": config.epochs, "device": config.device,
+                                        "precision": config.precision,
                                         "out": config.out, "progress": config.progress,
                                         "data_dir": config.data_dir}).validate()
     if dataset is not None:
@@ -339,6 +327,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
             config.data = default_source()  # record what was actually used
         ds = load_dataset(config.data, data_dir=config.data_dir)
     log_every = config.log_every or (1 if device.type == "cpu" else 10)
+    precision = resolve_precision(config.precision, device)
 
     torch.manual_seed(config.seed)
     model = get_model(config.model, ds.n_classes).to(device)
@@ -365,7 +354,8 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
     metrics = _MetricsLog(out, keep_until=st["step"] if ckpt is not None else None)
     steps_per_epoch = len(loader)
     metrics.write({"event": "start", "resumed_from_step": st["step"] if ckpt else None,
-                   "n_train": len(ds.train_labels), "n_test": len(ds.test_labels), **asdict(config), "device": str(device)})
+                   "n_train": len(ds.train_labels), "n_test": len(ds.test_labels), **asdict(config), "device": str(device),
+                   "precision_used": precision})
 
     evaluated = ema.model if ema is not None else model
 
@@ -404,7 +394,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
                     consistent = False  # a hard interrupt from here on leaves a half-made step
                     for group in opt.param_groups:
                         group["lr"] = lr_at(st["step"])
-                    with _autocast(device):
+                    with _autocast(device, precision):
                         outputs = model(x)
                     loss, stats = objective_step(config.objective, outputs, y,
                                                  entropy_weight=config.entropy_weight, generator=action_gen)
@@ -458,7 +448,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
         "event": "end", "status": stopped or "finished", "objective": config.objective, "model": config.model,
         "data": ds.source, "epochs": st["epoch"], "step": st["step"], "images_seen": st["images_seen"],
         "train_acc": last.get("train_acc"), "test_acc": last.get("test_acc"),
-        "n_test": len(ds.test_labels), "wall_time": round(st["elapsed"], 3), "device": str(device),
+        "n_test": len(ds.test_labels), "wall_time": round(st["elapsed"], 3), "device": str(device), "precision": precision,
         "checkpoint": str(ckpt_path) if ckpt_path else None,
     })
     metrics.write(summary)
