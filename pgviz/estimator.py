@@ -125,8 +125,19 @@ class PGResult:
     baseline_loss: torch.Tensor
 
 
+def _check_labels(labels: torch.Tensor, n_classes: int, batch: int) -> None:
+    """Labels must be integer class indices ``[B]`` in ``0 .. K-1`` (else ``ValueError``)."""
+    if not isinstance(labels, torch.Tensor) or labels.dtype.is_floating_point or labels.dtype == torch.bool \
+            or labels.is_complex() or labels.shape != (batch,):
+        raise ValueError(f"labels must be an integer tensor of shape ({batch},), got "
+                         f"{getattr(labels, 'dtype', type(labels).__name__)} {tuple(getattr(labels, 'shape', ()))}")
+    if labels.device.type == "cpu" and batch and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        raise ValueError(f"labels must lie in 0..{n_classes - 1}, found {int(labels.min())}..{int(labels.max())}")
+
+
 def _pg_parts(outputs, labels, reward_fn, use_baseline, actions, generator):
     log_probs, baseline = split_outputs(outputs)
+    _check_labels(labels, log_probs.shape[1], log_probs.shape[0])
     if actions is None:
         actions = sample_actions(log_probs, generator)
     rewards = reward_fn(actions, labels).to(log_probs.dtype)

@@ -32,6 +32,8 @@ def objective_step(objective: str, outputs: torch.Tensor, labels: torch.Tensor, 
                    entropy_weight: float = 0.01, generator: Optional[torch.Generator] = None):
     """``(loss to backpropagate, stats)`` for one batch; ``stats`` is a detached tensor in
     the order of ``STAT_NAMES`` (no device synchronisation happens here)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; choose one of: {', '.join(OBJECTIVES)}")
     outputs = outputs.float()
     acc = (outputs[:, :-1].argmax(1) == labels).float().mean()
     if objective == "xent":

@@ -27,7 +27,8 @@ def small():
 
 def _cfg(tmp_path, **over):
     base = dict(objective="pg", data="synthetic", out=str(tmp_path), epochs=2, batch_size=64,
-                lr=3e-3, seed=0, device="cpu", progress=False, warmup_steps=4)
+                lr=3e-3, seed=0, device="cpu", progress=False, warmup_steps=4,
+                precision="fp32")  # bf16 runs: test_bf16_*
     base.update(over)
     return TrainConfig(**base)
 
