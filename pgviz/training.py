@@ -136,7 +136,8 @@ class TrainConfig:
         for name in ("lr", "entropy_weight", "ema"):
             v = getattr(self, name)
             if not _real(v):
-                bad(f"{name.replace('_', ' ')} must be a number, got {v!r}")
+                label = {"lr": "learning rate (lr)", "ema": "ema decay"}.get(name, name.replace("_", " "))
+                bad(f"{label} must be a number, got {v!r}")
             setattr(self, name, float(v))
         for name in ("augment", "progress"):
             if not isinstance(getattr(self, name), bool):
