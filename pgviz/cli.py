@@ -51,7 +51,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a classifier; writes OUT/checkpoint.pt and OUT/metrics.jsonl")
-    t.add_argument("--objective", choices=OBJECTIVES, default=None, help="pg (default), pg-no-baseline or xent")
+    t.add_argument("--objective", choices=OBJECTIVES, default=None, help="pg (default), pg-no-baseline, xent, pg-exact, rloo (with --samples K) or value")
     t.add_argument("--data", default=None, help="cifar10, synthetic or PATH.npz (default: $PGVIZ_DATA or cifar10)")
     t.add_argument("--out", required=True, help="output directory")
     t.add_argument("--epochs", type=int, default=None)
@@ -61,6 +61,10 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     t.add_argument("--model", choices=tuple(MODELS), default=None)
+    t.add_argument("--samples", type=int, default=None, help="rloo: actions sampled per image, K >= 2")
+    t.add_argument("--group-norm", action="store_true", default=None,
+                   help="rloo: divide advantages by the group's standard deviation (GRPO)")
+    t.add_argument("--epsilon", type=_finite_float, default=None, help="value: exploration rate (default 0.2)")
     t.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto (default): bfloat16 autocast on CUDA and on CPUs with native bf16, else fp32")
     t.add_argument("--data-dir", default=None, help="download/cache directory for cifar10 (default ~/.cache/pgviz)")
@@ -85,7 +89,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 # Settings that define a run: on --resume, any given explicitly must match the checkpoint.
-_RUN_SETTINGS = ("objective", "data", "batch_size", "lr", "entropy_weight", "seed", "model", "augment")
+_RUN_SETTINGS = ("objective", "data", "batch_size", "lr", "entropy_weight", "seed", "model", "augment",
+                 "samples", "group_norm", "epsilon")
 
 
 def _cmd_train(args) -> int:
