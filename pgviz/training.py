@@ -504,7 +504,7 @@ class _MetricsLog:
                     row = json.loads(line)
                 except ValueError:
                     continue
-                if row.get("event") in ("step", "epoch") and row.get("step", 0) <= keep_until:
+                if row.get("event") in ("step", "epoch", "probe") and row.get("step", 0) <= keep_until:
                     kept.append(line)
                 elif row.get("event") == "start" and not kept:
                     kept.append(line)
