@@ -51,7 +51,7 @@ from . import estimator
 from .data import (DataError, Dataset, DeviceLoader, canonical_source, default_source, fingerprint,
                    load_dataset, normalize)
 from .models import MODELS, get_model
-from .objectives import _NOT_MEASURED, OBJECTIVES, STAT_NAMES, objective_step
+from .objectives import _NOT_MEASURED, OBJECTIVES, STAT_NAMES, check_options, config_options, objective_step
 
 __all__ = [
     "OBJECTIVES", "PRECISIONS", "CheckpointError", "ConfigError", "OutputError", "StopTraining",
@@ -113,6 +113,9 @@ class TrainConfig:
     log_every: int = 0                # steps per metrics line; 0: 1 on CPU, 10 on accelerators
     progress: bool = True
     data_dir: Optional[str] = None    # cache directory for cifar10
+    samples: int = 1                  # rloo: actions sampled per image (K >= 2)
+    group_norm: bool = False          # rloo: divide advantages by the group's std (GRPO)
+    epsilon: float = 0.2              # value: exploration rate of the epsilon-greedy policy
 
     def validate(self) -> "TrainConfig":
         """Check every field's type and range (raises :class:`ConfigError`); numbers of
@@ -128,18 +131,18 @@ class TrainConfig:
                 setattr(self, name, os.fspath(v))
             elif v is not None and not isinstance(v, str):
                 bad(f"{name} must be a string or None, got {v!r}")
-        for name in ("epochs", "batch_size", "seed", "warmup_steps", "log_every"):
+        for name in ("epochs", "batch_size", "seed", "warmup_steps", "log_every", "samples"):
             v = getattr(self, name)
             if not _whole(v):
                 bad(f"{name.replace('_', ' ')} must be a whole number, got {v!r}")
             setattr(self, name, int(v))
-        for name in ("lr", "entropy_weight", "ema"):
+        for name in ("lr", "entropy_weight", "ema", "epsilon"):
             v = getattr(self, name)
             if not _real(v):
                 label = {"lr": "learning rate (lr)", "ema": "ema decay"}.get(name, name.replace("_", " "))
                 bad(f"{label} must be a number, got {v!r}")
             setattr(self, name, float(v))
-        for name in ("augment", "progress"):
+        for name in ("augment", "progress", "group_norm"):
             if not isinstance(getattr(self, name), bool):
                 bad(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.objective not in OBJECTIVES:
@@ -164,6 +167,9 @@ class TrainConfig:
             bad(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
         if not 0 <= self.ema < 1:
             bad(f"ema decay must lie in [0, 1), got {self.ema}")
+        problem = check_options(self.objective, self.samples, self.group_norm, self.epsilon)
+        if problem:
+            bad(problem)
         return self
 
     @classmethod
@@ -620,8 +626,8 @@ class _Run:
             group["lr"] = self.lr_at(self.st["step"])
         with _autocast(self.device, self.precision):
             outputs = self.model(x)
-        loss, stats = objective_step(self.config.objective, outputs, y,
-                                     entropy_weight=self.config.entropy_weight, generator=self.action_gen)
+        loss, stats = objective_step(self.config.objective, outputs, y, generator=self.action_gen,
+                                     **config_options(self.config))
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -809,7 +815,7 @@ class _MetricsLog:
                         row = json.loads(line)
                     except ValueError:
                         continue
-                    if row.get("event") in ("step", "epoch") and row.get("step", 0) <= keep_until:
+                    if row.get("event") in ("step", "epoch", "probe") and row.get("step", 0) <= keep_until:
                         kept.append(line)
                     elif row.get("event") == "start" and not kept:
                         kept.append(line)
