@@ -18,7 +18,8 @@ Groups:
 * generic helpers other chapters use: :func:`bar_chart`, :func:`curves`,
   :func:`runs`, :func:`histogram`, :func:`running_mean`, :func:`convergence`,
   :func:`image`;
-* the article's "What does it do?" figures: :func:`policy_bars`,
+* the article's "What does it do?" figures: :func:`policy_bars` (and the
+  article's ten-label view, :func:`policy_bars_ten`, :func:`policy_views`),
   :func:`baseline_vs_reward`, :func:`grad_log_policy_bars`,
   :func:`logit_grad_bars`, and the composites :func:`horse_and_policy`,
   :func:`article_pair`, :func:`spread_panels`;
@@ -44,7 +45,8 @@ from . import bandit, estimator
 __all__ = [
     "COLORS", "POLICY", "BASELINE", "REWARD", "GRADIENT", "MUTED",
     "new_axes", "bar_chart", "curves", "runs", "histogram", "running_mean", "convergence", "image",
-    "policy_bars", "baseline_vs_reward", "grad_log_policy_bars", "logit_grad_bars",
+    "policy_bars", "ten_class_probs", "policy_bars_ten", "policy_views",
+    "baseline_vs_reward", "grad_log_policy_bars", "logit_grad_bars",
     "horse_and_policy", "article_pair", "spread_panels", "set_probability",
     "DOG_COLOR", "draw_mc_errors", "draw_mc_estimate", "draw_variance_study", "draw_baseline_slider",
     "draw_collapse_runs", "draw_collapse_summary", "HORSE_COLOR", "draw_dog_horse_runs",
@@ -367,6 +369,43 @@ def policy_bars(probs=None, labels=None, *, ax=None, sampled: Optional[str] = No
     ax = bar_chart(probs, labels, ax=ax, color=color, title=title, ylim=(0, 1), fmt="{:.2f}",
                    highlight=labels.index(sampled) if sampled is not None else None)
     return ax
+
+
+def ten_class_probs(probs=None, labels=None) -> np.ndarray:
+    """The policy over all ten CIFAR-10 labels, in the data set's order (airplane, automobile,
+    bird, cat, deer, dog, frog, horse, ship, truck); labels not given get 0.
+
+    Defaults: the article's numbers, horse .6, dog .3, airplane .05, cat .05.
+    """
+    probs, labels, _, _ = _article(probs, labels, None, None)
+    out = np.zeros(len(bandit.CIFAR10_CLASSES))
+    for label, p in zip(labels, probs):
+        if label not in bandit.CIFAR10_CLASSES:
+            raise ValueError(f"{label!r} is not a CIFAR-10 label")
+        out[bandit.CIFAR10_CLASSES.index(label)] = p
+    return out
+
+
+def policy_bars_ten(probs=None, labels=None, *, ax=None, sampled: Optional[str] = None,
+                    title: str = "Policy, all ten labels", color: str = POLICY):
+    """The article's own view of the policy: all ten CIFAR-10 labels in the data set's order,
+    the ones without probability at 0 (:func:`ten_class_probs`)."""
+    vals = ten_class_probs(probs, labels)
+    classes = list(bandit.CIFAR10_CLASSES)
+    ax = bar_chart(vals, classes, ax=_axes(ax, (6, 3.2)), color=color, title=title, ylim=(0, 1),
+                   fmt="{:.2f}", rotate=45, highlight=classes.index(sampled) if sampled is not None else None)
+    return ax
+
+
+def policy_views(probs=None, labels=None, *, fig=None):
+    """The policy two ways, side by side: the four labels that carry probability (this book's
+    :func:`policy_bars`) and all ten CIFAR-10 labels in order (the article's chart)."""
+    fig = _figure(fig, (10, 3.4))
+    gs = fig.add_gridspec(1, 2, width_ratios=[4, 10])
+    policy_bars(probs, labels, ax=fig.add_subplot(gs[0]), title="Four labels")
+    policy_bars_ten(probs, labels, ax=fig.add_subplot(gs[1]),
+                    title="All ten CIFAR-10 labels, in the data set's order")
+    return fig
 
 
 def baseline_vs_reward(baseline: Optional[float] = None, reward: float = 1.0, *, ax=None,

@@ -140,3 +140,20 @@ def test_dog_horse_figures_show_the_simulation():
     lines = {ln.get_label(): ln.get_ydata() for ln in ax.lines}
     assert np.allclose(lines["runs that never say horse (P < 0.1)"], sim["collapsed"].numpy())
     assert np.allclose(lines[r"optimum $\mathrm{softmax}(R/\lambda)$"], [1.0, 1 / (1 + 9 * np.exp(-10))])
+
+
+def test_ten_label_view_has_the_articles_numbers_in_cifar10_order():
+    order = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    expected = [0.05, 0, 0, 0.05, 0, 0.3, 0, 0.6, 0, 0]
+    assert plots.ten_class_probs().tolist() == expected
+    ax = plots.policy_bars_ten()
+    assert [t.get_text() for t in ax.get_xticklabels()] == order
+    assert heights(ax) == expected
+    assert set(colors(ax)) == {plots.POLICY}
+    fig = plots.policy_views()
+    four, ten = fig.axes
+    assert [t.get_text() for t in four.get_xticklabels()] == ARTICLE["labels"]
+    assert heights(four) == ARTICLE["probs"] and heights(ten) == expected
+    assert sum(heights(four)) == pytest.approx(1.0) and sum(heights(ten)) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        plots.ten_class_probs([1.0], ["zebra"])
