@@ -97,6 +97,9 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", choices=tuple(MODELS), default="fast")
     b.add_argument("--steps", type=int, default=2, help="steps per timed block")
     b.add_argument("--repeats", type=int, default=15, help="timed rounds (medians are reported)")
+    b.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="precision of the headline rates (both fp32 and bf16 are always timed, "
+                        "giving ratio_bf16_vs_fp32)")
     return p
 
 
@@ -218,7 +221,7 @@ def _cmd_bench(args) -> int:
     if args.batch_size < 1 or args.steps < 1 or args.repeats < 1:
         raise UsageError("--batch-size, --steps and --repeats must be >= 1")
     print(json.dumps(bench(args.device, batch_size=args.batch_size, model=args.model,
-                           steps=args.steps, repeats=args.repeats)), flush=True)
+                           steps=args.steps, repeats=args.repeats, precision=args.precision)), flush=True)
     return 0
 
 
