@@ -8,7 +8,7 @@ gradient:
 * ``trace_cov``   ``E |g - E g|^2``, the trace of its covariance over redraws (unbiased,
                   ``M - 1``);
 * ``cosine``      the mean over redraws of ``cos(g, g*)`` with the exact expected gradient
-                  ``g*`` (eq:exact-pg, no sampling: the reward of every action);
+                  ``g*`` (eq:gap-exact, no sampling: the reward of every action);
 * ``snr``         ``|g*|^2 / trace_cov``: how many estimates must be averaged before the
                   noise is as large as the signal.
 
@@ -19,7 +19,7 @@ vector-Jacobian product (the batch mean, as in training):
 ``learned-V``         ``(R(a) - V(x)) (onehot(a) - pi)``           (the network's own baseline)
 ``optimal-constant``  ``(R(a) - b*) (onehot(a) - pi)``, ``b*`` the per-image constant that
                       minimises the variance on the logits (eq:optimal-baseline), an oracle
-``rloo-K``            ``K`` samples with the leave-one-out baseline (eq:rloo)
+``rloo-K``            ``K`` samples with the leave-one-out baseline (eq:gap-rloo)
 
 Only the policy part of each gradient is measured (no entropy bonus, no BCE of ``V``).
 The network runs in training mode (BatchNorm with batch statistics, as in a training
