@@ -203,3 +203,13 @@ def test_gap_figures_and_slider():
     fig = plots.gap_directions([0.5, 0.3, 0.2], 1, fig=Figure())
     bars = [p.get_height() for p in fig.axes[1].patches]
     assert bars == pytest.approx([0.3 * -0.5, 0.3 * 0.7, 0.3 * -0.2])
+
+
+def test_difference_of_settings():
+    rows = [{"setting": "xent", "test_acc_mean": 0.75, "test_acc_std": 0.03, "seeds": 3},
+            {"setting": "pg", "test_acc_mean": 0.60, "test_acc_std": 0.04, "seeds": 3}]
+    pts, se = gap.difference(rows, "xent", "pg")
+    assert pts == pytest.approx(15.0)
+    assert se == pytest.approx(100 * math.sqrt((0.03 ** 2 + 0.04 ** 2) / 3))
+    with pytest.raises(KeyError, match="rloo-2"):
+        gap.difference(rows, "xent", "rloo-2")
