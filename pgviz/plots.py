@@ -840,7 +840,7 @@ def gap_noise(probes: Sequence[dict], epoch: int, *, fig=None, order: Optional[S
     ax_t.set_xlabel("epoch")
     ax_t.set_ylabel("trace of covariance")
     ax_t.set_title("noise of one estimate of the parameter gradient", fontsize=10)
-    ax_t.legend(frameon=False, fontsize=7)
+    ax_t.legend(frameon=False, fontsize=7, ncols=2, loc="best")
     row = next(r for r in rows if r["epoch"] == epoch)
     cos = [row["estimators"][n]["cosine"] for n in names]
     ax_c.barh(range(len(names)), cos, color=[GAP_COLORS.get(n, f"C{i}") for i, n in enumerate(names)])
