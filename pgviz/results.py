@@ -137,10 +137,12 @@ def _curve(runs: List[dict], x: str, key: str):
 def plot_runs(runs: Dict[str, List[dict]], *, x: str = "step", key: str = "test_acc", ax=None,
               order: Optional[Sequence[str]] = None, colors: Optional[Dict[str, str]] = None,
               xlabel: Optional[str] = None, ylabel: str = "test accuracy", title: Optional[str] = None,
-              reference: Optional[Dict[str, float]] = None):
+              reference: Optional[Dict[str, float]] = None, legend: Optional[str] = "best"):
     """Mean over seeds (line) and min–max over seeds (band) of ``key`` against ``x``
     (``"step"``, ``"time"`` in seconds, ``"epoch"`` or ``"images_seen"``).
-    ``reference`` draws labelled horizontal lines (e.g. the article's accuracies)."""
+    ``reference`` draws horizontal lines (e.g. the article's accuracies), named in the
+    legend. ``legend`` is its ``loc``; ``None`` draws none (for one legend per figure:
+    ``fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center")``)."""
     ax = plots._axes(ax, figsize=(6, 3.6))
     for i, name in enumerate(order or sorted(runs)):
         if name not in runs:
@@ -150,14 +152,13 @@ def plot_runs(runs: Dict[str, List[dict]], *, x: str = "step", key: str = "test_
         ax.plot(xm, np.nanmean(ys, 0), color=color, linewidth=2, label=f"{name} ({len(ys)} seeds)")
         ax.fill_between(xm, np.nanmin(ys, 0), np.nanmax(ys, 0), color=color, alpha=0.18, linewidth=0)
     for j, (label, y) in enumerate((reference or {}).items()):
-        ax.axhline(y, color="black", linestyle=["--", ":"][j % 2], linewidth=1)
-        ax.annotate(label, (0.01, y), xycoords=("axes fraction", "data"), xytext=(0, 3),
-                    textcoords="offset points", fontsize=8)
+        ax.axhline(y, color="black", linestyle=["--", ":"][j % 2], linewidth=1, label=label)
     ax.set_xlabel(xlabel or {"step": "training steps", "time": "wall time (s)", "epoch": "epoch",
                              "images_seen": "images seen"}.get(x, x))
     ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title)
-    ax.legend(frameon=False, fontsize=8)
+    if legend:
+        ax.legend(frameon=False, fontsize=9, loc=legend)
     plots._tidy(ax)
     return ax
