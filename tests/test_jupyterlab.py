@@ -103,7 +103,7 @@ def kernel_info():
 
 FIX = ("python -c \"import json,sys,nbformat; li=json.loads(sys.argv[1]); "
        "[nbformat.write(nb, f) for f in sys.argv[2:] for nb in [nbformat.read(f, 4)] "
-       "if not nb.metadata.update(language_info=li)]\" '<language_info JSON>' book/*.ipynb")
+       "if not nb.metadata.update(language_info=li)]\" '{}' book/*.ipynb")
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
@@ -120,7 +120,7 @@ def test_metadata_is_what_the_kernel_reports(chapter, kernel_info):
     want = {k: v for k, v in language_info.items() if k != "version"}
     assert {k: v for k, v in have.items() if k != "version"} == want, (
         f"{chapter}: language_info {have} lacks what the kernel reports ({language_info}); "
-        f"fix all chapters with: {FIX}")
+        f"fix all chapters with: {FIX.format(json.dumps(language_info))}")
     assert re.fullmatch(r"3\.\d+\.\d+", str(have.get("version", ""))), have
 
 
