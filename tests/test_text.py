@@ -338,7 +338,7 @@ def test_comparison_table_cells_do_not_wrap():
            "test_acc_min": 0.732, "test_acc_max": 0.755, "wall_time_mean": 171.0}
     html = results.comparison_table([row])._repr_html_()
     assert "74.3 ± 1.2 %" in html
-    cells = re.findall(r"<t[dh] ([^>]*)>", html)
+    cells = re.findall(r"<td ([^>]*)>", html)
     assert cells and all("white-space:nowrap" in c for c in cells), cells
 
 
