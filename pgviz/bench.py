@@ -7,7 +7,10 @@ interleaved (so a noisy neighbour slows them all alike), after a warm-up:
 * ``pg``               the estimator as one surrogate loss, one backward (what the trainer uses);
 * ``pg_two_backward``  the article's literal form, two backward passes through the network.
 
-Each timed step is a full training step: forward, loss, backward, Adam update.
+Each timed step is a full training step: forward, loss, backward, Adam update.  Every
+method is timed in both precisions, ``fp32`` and ``bf16`` (autocast, as the trainer
+uses it: see :func:`pgviz.training.resolve_precision`), in the same rounds, so that
+``ratio_bf16_vs_fp32`` compares like with like.
 """
 from __future__ import annotations
 
@@ -19,9 +22,10 @@ import torch
 from . import estimator
 from .data import normalize
 from .models import get_model
-from .training import _autocast, pick_device
+from .training import PRECISIONS, ConfigError, _autocast, pick_device, resolve_precision
 
 METHODS = ("xent", "pg", "pg_two_backward")
+BENCH_PRECISIONS = ("fp32", "bf16")
 
 
 def _sync(device: torch.device) -> None:
@@ -32,16 +36,21 @@ def _sync(device: torch.device) -> None:
 
 
 def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", steps: int = 2,
-          repeats: int = 15, warmup: int = 3, seed: int = 0) -> dict:
-    """Images per second of one training step for each of :data:`METHODS`.
+          repeats: int = 15, warmup: int = 3, seed: int = 0, precision: str = "auto") -> dict:
+    """Images per second of one training step for each of :data:`METHODS`, in fp32 and bf16.
 
-    Each of ``repeats`` rounds times ``steps`` steps of every method back to back (the
-    order rotates).  ``images_per_second`` is the best round of each method, the usual
-    estimate of a cost on a shared machine (other processes only ever add time, as the
-    ``timeit`` documentation puts it); the ratios are taken from those.  The medians are
-    reported too.
+    Each of ``repeats`` rounds times ``steps`` steps of every (method, precision) pair
+    back to back (the order rotates).  ``images_per_second`` is the best round of each
+    method in ``precision`` (``auto`` resolves as for training), the usual estimate of a
+    cost on a shared machine (other processes only ever add time, as the ``timeit``
+    documentation puts it); the ratios are taken from those.
+    ``images_per_second_by_precision`` holds both precisions and ``ratio_bf16_vs_fp32``
+    compares them on the trainer's objective (``pg``).  The medians are reported too.
     """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     dev = pick_device(device)
+    headline = resolve_precision(precision, dev)
     torch.manual_seed(seed)
     net = get_model(model, 10).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
@@ -51,8 +60,8 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
     y = torch.randint(0, 10, (batch_size,), generator=g).to(dev)
     gen = torch.Generator(device=dev).manual_seed(seed) if dev.type in ("cpu", "cuda") else None
 
-    def step(method: str) -> None:
-        with _autocast(dev):
+    def step(method: str, prec: str) -> None:
+        with _autocast(dev, prec):
             out = net(x)
         out = out.float()
         opt.zero_grad(set_to_none=True)
@@ -64,28 +73,40 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
             estimator.pg_two_backward(out, y, generator=gen)
         opt.step()
 
+    pairs = [(m, p) for m in METHODS for p in BENCH_PRECISIONS]
     for _ in range(warmup):
-        for m in METHODS:
-            step(m)
+        for m, p in pairs:
+            step(m, p)
     _sync(dev)
-    rates = {m: [] for m in METHODS}
+    rates = {pair: [] for pair in pairs}
     for r in range(repeats):
-        order = METHODS[r % 3:] + METHODS[:r % 3]  # rotate who goes first
-        for m in order:
+        k = r % len(pairs)
+        for m, p in pairs[k:] + pairs[:k]:  # rotate who goes first
             _sync(dev)
             t = time.perf_counter()
             for _ in range(steps):
-                step(m)
+                step(m, p)
             _sync(dev)
-            rates[m].append(steps * batch_size / (time.perf_counter() - t))
-    ips = {m: round(max(v), 1) for m, v in rates.items()}
-    med = {m: round(statistics.median(v), 1) for m, v in rates.items()}
+            rates[m, p].append(steps * batch_size / (time.perf_counter() - t))
+    by_prec = {p: {m: round(max(rates[m, p]), 1) for m in METHODS} for p in BENCH_PRECISIONS}
+    med = {p: {m: round(statistics.median(rates[m, p]), 1) for m in METHODS} for p in BENCH_PRECISIONS}
+    ips = by_prec[headline]
     return {
         "device": str(dev) if dev.type != "cuda" else f"cuda ({torch.cuda.get_device_name(dev)})",
         "model": model, "batch_size": batch_size, "steps": steps, "repeats": repeats,
+        "precision": headline,
         "images_per_second": ips,
         "ratio_pg_vs_xent": round(ips["pg"] / ips["xent"], 3),
         "ratio_pg_vs_two_backward": round(ips["pg"] / ips["pg_two_backward"], 3),
-        "images_per_second_median": med,
+        "ratio_bf16_vs_fp32": round(by_prec["bf16"]["pg"] / by_prec["fp32"]["pg"], 3),
+        "images_per_second_by_precision": by_prec,
+        "images_per_second_median": med[headline],
+        "images_per_second_median_by_precision": med,
+        "cpu_native_bf16": _native(dev),
         "torch": torch.__version__, "threads": torch.get_num_threads(),
     }
+
+
+def _native(dev: torch.device):
+    from .training import cpu_has_native_bf16
+    return cpu_has_native_bf16() if dev.type == "cpu" else None

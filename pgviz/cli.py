@@ -1,4 +1,4 @@
-"""``pgviz`` / ``python -m pgviz``: train, eval, bench.
+"""``pgviz`` / ``python -m pgviz``: train, eval, probe, bench.
 
 Every command prints one JSON line on stdout when it succeeds.  Bad input exits with
 code 2 and one line on stderr (no traceback); a diverged run exits 1; Ctrl-C during
@@ -51,7 +51,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a classifier; writes OUT/checkpoint.pt and OUT/metrics.jsonl")
-    t.add_argument("--objective", choices=OBJECTIVES, default=None, help="pg (default), pg-no-baseline or xent")
+    t.add_argument("--objective", choices=OBJECTIVES, default=None, help="pg (default), pg-no-baseline, xent, pg-exact, rloo (with --samples K) or value")
     t.add_argument("--data", default=None, help="cifar10, synthetic or PATH.npz (default: $PGVIZ_DATA or cifar10)")
     t.add_argument("--out", required=True, help="output directory")
     t.add_argument("--epochs", type=int, default=None)
@@ -61,6 +61,12 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     t.add_argument("--model", choices=tuple(MODELS), default=None)
+    t.add_argument("--samples", type=int, default=None, help="rloo: actions sampled per image, K >= 2")
+    t.add_argument("--group-norm", action="store_true", default=None,
+                   help="rloo: divide advantages by the group's standard deviation (GRPO)")
+    t.add_argument("--epsilon", type=_finite_float, default=None, help="value: exploration rate (default 0.2)")
+    t.add_argument("--probe-epochs", default=None, metavar="E1,E2,...",
+                   help="measure gradient noise (pgviz probe) after these epochs; rows go to metrics.jsonl")
     t.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="auto (default): bfloat16 autocast on CUDA and on CPUs with native bf16, else fp32")
     t.add_argument("--data-dir", default=None, help="download/cache directory for cifar10 (default ~/.cache/pgviz)")
@@ -75,17 +81,31 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", default=None)
     e.add_argument("--batch-size", type=int, default=1000)
 
+    q = sub.add_parser("probe", help="gradient noise of the policy-gradient estimators for a checkpoint")
+    q.add_argument("--checkpoint", required=True)
+    q.add_argument("--data", default=None, help="cifar10, synthetic or PATH.npz: the first images of its test split")
+    q.add_argument("--samples", type=int, default=32, help="redraws of the sampled actions (M >= 2)")
+    q.add_argument("--batch-size", type=int, default=64, help="images in the fixed batch")
+    q.add_argument("--rloo", default="2,4,8", help="K values of the rloo estimators, e.g. 2,4,8")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    q.add_argument("--data-dir", default=None)
+
     b = sub.add_parser("bench", help="images/second of xent, pg and the article's two-backward pg")
     b.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     b.add_argument("--batch-size", type=int, default=256)
     b.add_argument("--model", choices=tuple(MODELS), default="fast")
     b.add_argument("--steps", type=int, default=2, help="steps per timed block")
     b.add_argument("--repeats", type=int, default=15, help="timed rounds (medians are reported)")
+    b.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="precision of the headline rates (both fp32 and bf16 are always timed, "
+                        "giving ratio_bf16_vs_fp32)")
     return p
 
 
 # Settings that define a run: on --resume, any given explicitly must match the checkpoint.
-_RUN_SETTINGS = ("objective", "data", "batch_size", "lr", "entropy_weight", "seed", "model", "augment")
+_RUN_SETTINGS = ("objective", "data", "batch_size", "lr", "entropy_weight", "seed", "model", "augment",
+                 "samples", "group_norm", "epsilon")
 
 
 def _cmd_train(args) -> int:
@@ -114,8 +134,20 @@ def _cmd_train(args) -> int:
     config.precision = args.precision
     config.progress = not args.quiet
     config.validate()
+    callbacks = []
+    if args.probe_epochs:
+        from .data import load_dataset
+        from .gap import ProbeRecorder, parse_epochs
+
+        try:
+            epochs = parse_epochs(args.probe_epochs)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        ds = load_dataset(config.data, data_dir=config.data_dir)
+        callbacks.append(ProbeRecorder(epochs, ds.test_images[:64], ds.test_labels[:64], out=out,
+                                       samples=16, seed=config.seed))
     try:
-        summary = train(config, resume=args.resume)
+        summary = train(config, callbacks, resume=args.resume)
     except TrainingDiverged as exc:
         print(f"pgviz: error: {exc}", file=sys.stderr)
         return EXIT_DIVERGED
@@ -150,13 +182,46 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_probe(args) -> int:
+    from .data import DataError, default_source, load_dataset
+    from .gap import probe
+    from .training import load_checkpoint, pick_device
+
+    if args.samples < 2:
+        raise UsageError(f"--samples must be >= 2 (a covariance needs two redraws), got {args.samples}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    try:
+        ks = sorted({int(k) for k in args.rloo.split(",") if k.strip()})
+    except ValueError:
+        raise UsageError(f"--rloo wants whole numbers separated by commas, got {args.rloo!r}") from None
+    if any(k < 2 for k in ks):
+        raise UsageError(f"--rloo values must be >= 2 (leave-one-out needs another sample), got {args.rloo!r}")
+    ckpt = load_checkpoint(args.checkpoint)
+    device = pick_device(args.device)
+    from .training import model_from_checkpoint
+
+    model = model_from_checkpoint({**ckpt, "ema": None}, device)  # the live weights, as trained
+    ds = load_dataset(args.data, data_dir=args.data_dir)
+    images, labels = ds.test_images[:args.batch_size], ds.test_labels[:args.batch_size]
+    if int(labels.max()) >= ckpt["n_classes"]:
+        raise DataError(f"labels go up to {int(labels.max())} but the checkpoint has {ckpt['n_classes']} classes")
+    result = probe(model, images, labels, samples=args.samples, rloo_ks=ks, seed=args.seed, device=device)
+    result.update({"checkpoint": str(args.checkpoint), "data": args.data or default_source(),
+                   "objective": ckpt["config"]["objective"], "epoch": ckpt["epoch"]})
+    from .gap import _finite
+
+    print(json.dumps(_finite(result)), flush=True)
+    return 0
+
+
 def _cmd_bench(args) -> int:
     from .bench import bench
 
     if args.batch_size < 1 or args.steps < 1 or args.repeats < 1:
         raise UsageError("--batch-size, --steps and --repeats must be >= 1")
     print(json.dumps(bench(args.device, batch_size=args.batch_size, model=args.model,
-                           steps=args.steps, repeats=args.repeats)), flush=True)
+                           steps=args.steps, repeats=args.repeats, precision=args.precision)), flush=True)
     return 0
 
 
@@ -166,7 +231,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     try:
         args = _build_parser().parse_args(argv)
-        return {"train": _cmd_train, "eval": _cmd_eval, "bench": _cmd_bench}[args.command](args)
+        return {"train": _cmd_train, "eval": _cmd_eval, "probe": _cmd_probe,
+                "bench": _cmd_bench}[args.command](args)
     except (UsageError, ConfigError, DataError, CheckpointError) as exc:
         msg = " ".join(str(exc).split())  # always one line
         print(f"pgviz: error: {msg}", file=sys.stderr)

@@ -2,14 +2,19 @@
 
 Three pieces, all built on :func:`pgviz.training.train` and its callbacks:
 
-* :class:`Recorder` -- a training callback that keeps the epoch curves (test accuracy,
-  mean reward, mean baseline, policy entropy) and a snapshot of the policy on a few fixed
-  *probe* images (the horse among them) after every epoch;
+* :class:`Recorder` -- a training callback that keeps the per-step statistics (reward,
+  baseline, entropy of each logged step), the epoch curves (test accuracy, mean reward,
+  mean baseline, policy entropy) and a snapshot of the policy on a few fixed *probe* images
+  (the horse among them) after every epoch;
 * :func:`curves_figure` and :func:`snapshot_slider` -- what the static book shows: the
   recorded curves, and a frame slider over the policy snapshots;
+* :func:`live_figure` -- what the live panel draws while a run goes: the per-step reward,
+  baseline and entropy (faint) with their smoothed values (:func:`smooth`), under the
+  test accuracy after each epoch;
 * :class:`TrainingDashboard` -- the live panel: controls (objective, entropy weight,
   learning rate, baseline on/off, epochs), Train and Stop buttons, a progress bar with
-  the time left, and plots redrawn in place after every epoch.  Training runs in a
+  the time left, and plots redrawn in place as the steps arrive (at most about once a
+  second; the policy snapshot after every epoch).  Training runs in a
   background thread so that Stop can be pressed; Stop ends the run at the next batch
   and keeps it (checkpoint and ``metrics.jsonl`` in the run folder).
 
@@ -18,6 +23,7 @@ controls, the same way :mod:`pgviz.widgets` figures fall back to HTML.
 """
 from __future__ import annotations
 
+import html
 import io
 import threading
 import time
@@ -34,7 +40,7 @@ from .training import StopTraining, TrainConfig, pick_device, predict, train
 from .widgets import Control, interactive
 
 __all__ = ["PROBE_CLASSES", "Recorder", "probe_images", "cpu_budget", "curves_figure",
-           "snapshot_slider", "TrainingDashboard"]
+           "live_figure", "smooth", "snapshot_slider", "TrainingDashboard"]
 
 #: The probe images: the first test image of each of these classes.
 PROBE_CLASSES = ("horse", "dog", "airplane", "cat", "ship")
@@ -45,6 +51,37 @@ CURVES = (("test_acc", "test accuracy", plots.POLICY),
           ("reward", "mean reward", plots.REWARD),
           ("baseline", "mean baseline V", plots.BASELINE),
           ("entropy", "policy entropy (nats)", plots.GRADIENT))
+#: The per-step statistics the live panel draws (key, title, colour).
+STEP_CURVES = (("reward", "reward (per step)", plots.REWARD),
+               ("baseline", "baseline V (per step)", plots.BASELINE),
+               ("entropy", "entropy, nats (per step)", plots.GRADIENT))
+#: Decay of the exponential moving average drawn over the per-step curves.
+SMOOTHING = 0.9
+
+
+def _plural(n: int, word: str) -> str:
+    """``"1 epoch"``, ``"2 epochs"``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def smooth(values: Sequence[Optional[float]], decay: float = SMOOTHING) -> np.ndarray:
+    """Exponential moving average with bias correction (as Adam corrects its moments).
+
+    ``m_t = decay * m_{t-1} + (1 - decay) * v_t``, ``m_0 = 0``, reported as
+    ``m_t / (1 - decay ** t)``, so a constant series is returned unchanged and the first
+    value is the first sample.  Missing values (``None``/NaN) are skipped: they give NaN
+    and leave the average as it was."""
+    if not 0 <= decay < 1:
+        raise ValueError(f"decay must be in [0, 1), got {decay}")
+    out = np.full(len(values), np.nan)
+    m, t = 0.0, 0
+    for i, v in enumerate(values):
+        if v is None or not np.isfinite(v):
+            continue
+        t += 1
+        m = decay * m + (1 - decay) * float(v)
+        out[i] = m / (1 - decay ** t)
+    return out
 
 
 def probe_images(dataset: Dataset, classes: Sequence[str] = PROBE_CLASSES):
@@ -67,14 +104,19 @@ def cpu_budget(dataset: Dataset, n_train: int = 4096, n_test: int = 1000) -> Dat
 
 @dataclass
 class Recorder:
-    """A training callback: epoch curves plus the policy on the probe images after each epoch.
+    """A training callback: per-step statistics, epoch curves, and the policy on the probe
+    images after each epoch.
 
+    ``steps`` holds one dict per logged step (``step``, ``epoch`` and the objective's
+    statistics: ``reward``, ``baseline``, ``entropy``, ``loss``, ``train_acc``, ``None``
+    where the objective does not measure one); ``history`` one ``"epoch"`` event per epoch.
     ``snapshots[i]`` is ``probs [P, K]`` after ``epochs[i]`` epochs (``epochs[0] == 0``:
     the untrained network, recorded at the first event).
     """
 
     images: torch.Tensor
     labels: torch.Tensor
+    steps: list = field(default_factory=list)
     history: list = field(default_factory=list)
     epochs: list = field(default_factory=list)
     snapshots: list = field(default_factory=list)
@@ -88,6 +130,9 @@ class Recorder:
         if not self.snapshots and event.get("event") in ("step", "epoch"):
             # first event: the policy before (almost) any learning
             self._snapshot(event["model"], 0)
+        if event.get("event") == "step":
+            self.steps.append({k: event.get(k) for k in ("step", "epoch", "reward", "baseline", "entropy",
+                                                        "loss", "train_acc")})
         if event.get("event") == "epoch":
             self.history.append({k: v for k, v in event.items() if k != "model"})
             self._snapshot(event["model"], event["epoch"])
@@ -107,6 +152,46 @@ def curves_figure(history: Sequence[dict], *, fig=None, title: Optional[str] = N
     return fig
 
 
+def live_figure(steps: Sequence[dict], history: Sequence[dict], *, fig=None, decay: float = SMOOTHING):
+    """The live panel's curves: test accuracy after each epoch (top, against the step at
+    which the epoch ended) over the per-step reward, baseline and entropy (bottom row:
+    each logged step faint, its :func:`smooth` average solid).  Works from the first step
+    on; a statistic the objective does not measure (``None``) is shown as such."""
+    fig = plots._figure(fig, (10, 4.4))
+    grid = fig.add_gridspec(2, len(STEP_CURVES), height_ratios=[1, 1.25])
+    top = fig.add_subplot(grid[0, :])
+    x_end = max([s["step"] for s in steps] + [h["step"] for h in history] + [1])
+    if history:
+        plots.curves([h["step"] for h in history], {"test accuracy": [h["test_acc"] for h in history]},
+                     ax=top, colors={"test accuracy": plots.POLICY}, marker="o", legend=False)
+        last = history[-1]
+        top.set_title(f"test accuracy {last['test_acc']:.3f} after {_plural(int(last['epoch']), 'epoch')}",
+                      fontsize=10)
+    else:
+        top.text(0.5, 0.5, "test accuracy: measured at the end of each epoch", ha="center", va="center",
+                 transform=top.transAxes, color=plots.MUTED)
+        top.set_title("test accuracy", fontsize=10)
+    top.set_xlim(0, x_end)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    x = [s["step"] for s in steps]
+    for j, (key, title, color) in enumerate(STEP_CURVES):
+        ax = fig.add_subplot(grid[1, j], sharex=top)
+        y = [s.get(key) for s in steps]
+        if steps and all(v is None for v in y):
+            ax.text(0.5, 0.5, "not measured by\nthis objective", ha="center", va="center",
+                    transform=ax.transAxes, color=plots.MUTED)
+        elif steps:
+            raw = np.array([np.nan if v is None else v for v in y], dtype=float)
+            ax.plot(x, raw, color=color, alpha=0.3, linewidth=0.8, label="each step")
+            ax.plot(x, smooth(y, decay), color=color, linewidth=1.8, label="smoothed")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step")
+        plots._tidy(ax)
+    plots._tidy(top)
+    return fig
+
+
 def _draw_snapshot(fig, recorder: Recorder, label_names, i: int):
     probs = recorder.snapshots[i]
     n = len(probs)
@@ -118,7 +203,7 @@ def _draw_snapshot(fig, recorder: Recorder, label_names, i: int):
         plots.image(recorder.images[j].numpy(), ax=axes[0, j], title=label_names[true])
         colors = [plots.REWARD if k == true else plots.POLICY for k in range(len(short))]
         plots.bar_chart(probs[j], short, ax=axes[1, j], color=colors, ylim=(0, 1), annotate=False, rotate=90)
-    fig.suptitle(f"policy after {recorder.epochs[i]} epoch(s) (green: the true label)")
+    fig.suptitle(f"policy after {_plural(int(recorder.epochs[i]), 'epoch')} (green: the true label)")
 
 
 def snapshot_slider(recorder: Recorder, label_names: Sequence[str]):
@@ -148,18 +233,23 @@ class TrainingDashboard:
     ``base`` holds the settings the controls do not show (model, batch size, seed, device,
     output folder).  Each press of Train starts a new run in its own folder,
     ``base.out/<date-time>`` (default ``runs/live/...``), so no finished run is overwritten.
+    The curves are redrawn from the first logged step on, at most once every
+    ``redraw_every`` seconds (and after every epoch and at the end of the run).
     """
 
-    def __init__(self, dataset: Dataset, base: Optional[TrainConfig] = None):
+    def __init__(self, dataset: Dataset, base: Optional[TrainConfig] = None, *, redraw_every: float = 1.0):
         import ipywidgets as w
 
         self.dataset = dataset
         self.base = base or TrainConfig(out="runs/live", progress=False)
+        self.redraw_every = redraw_every
         self.run_dir: Optional[str] = None
         self.recorder: Optional[Recorder] = None
         self.summary: Optional[dict] = None
+        self.status_text = "ready: choose the settings and press Train"
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self._last_draw = 0.0
         style = {"description_width": "110px"}
         self.objective = w.Dropdown(options=[("policy gradient", "pg"), ("cross-entropy", "xent")],
                                     value="pg", description="objective", style=style)
@@ -171,15 +261,23 @@ class TrainingDashboard:
         self.epochs = w.IntSlider(value=self.base.epochs, min=1, max=100, description="epochs", style=style)
         self.train_button = w.Button(description="Train", button_style="success", icon="play")
         self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
-        self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="320px"))
-        self.status = w.Label("ready")
-        self.curves = w.Image(format="png")
-        self.policy = w.Image(format="png")
+        self.progress = w.FloatProgress(value=0.0, min=0.0, max=1.0, description="progress",
+                                        layout=w.Layout(width="320px"))
+        # HTML, not Label: a Label cuts a long line (the run folder) with an ellipsis
+        self.status = w.HTML(layout=w.Layout(width="100%"))
+        self.status.add_class("pgviz-dashboard-status")
+        self._set_status(self.status_text)
+        # no image until there is something to show (an empty Image is a broken-image icon)
+        self.curves = w.Image(format="png", layout=w.Layout(display="none", max_width="100%", height="auto"))
+        self.curves.add_class("pgviz-dashboard-curves")
+        self.policy = w.Image(format="png", layout=w.Layout(display="none", max_width="100%", height="auto"))
+        self.policy.add_class("pgviz-dashboard-policy")
         self.train_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         controls = w.VBox([self.objective, self.baseline, self.entropy_weight, self.lr, self.epochs])
-        buttons = w.HBox([self.train_button, self.stop_button, self.progress, self.status])
-        self.widget = w.VBox([controls, buttons, self.curves, self.policy])
+        buttons = w.HBox([self.train_button, self.stop_button, self.progress])
+        self.widget = w.VBox([controls, buttons, self.status, self.curves, self.policy])
+        self.widget.add_class("pgviz-dashboard")
 
     # -- what a run uses -------------------------------------------------------------
     def config(self) -> TrainConfig:
@@ -191,6 +289,30 @@ class TrainingDashboard:
         return replace(self.base, objective=objective, entropy_weight=float(self.entropy_weight.value),
                        lr=float(self.lr.value), epochs=int(self.epochs.value), progress=False, out=out)
 
+    def _set_status(self, text: str) -> None:
+        self.status_text = text
+        self.status.value = (f"<span style='overflow-wrap:anywhere;white-space:normal'>"
+                             f"{html.escape(text)}</span>")
+
+    @staticmethod
+    def _show(image, data: bytes) -> None:
+        image.value = data
+        image.layout.display = None  # visible from the first picture on
+
+    def draw(self) -> None:
+        """Redraw the curves from the recorder (what the panel does as a run goes)."""
+        rec = self.recorder
+        if rec is None or not (rec.steps or rec.history):
+            return
+        fig = live_figure(rec.steps, rec.history, fig=Figure(figsize=(10, 4.4), layout="constrained"))
+        self._show(self.curves, _png(fig))
+        self._last_draw = time.perf_counter()
+
+    def _draw_policy(self) -> None:
+        fig = Figure(figsize=(10, 4.2), layout="constrained")
+        _draw_snapshot(fig, self.recorder, self.dataset.label_names, len(self.recorder.snapshots) - 1)
+        self._show(self.policy, _png(fig))
+
     def _on_event(self, event: dict, t0: float, total_steps: int) -> None:
         kind = event.get("event")
         if self._stop.is_set() and kind in ("step", "epoch"):
@@ -200,19 +322,20 @@ class TrainingDashboard:
             rate = event["step"] / max(time.perf_counter() - t0, 1e-9)
             left = (total_steps - event["step"]) / max(rate, 1e-9)
             self.progress.value = min(done, 1.0)
-            self.status.value = f"step {event['step']}/{total_steps}, about {left:.0f} s left"
+            self._set_status(f"step {event['step']}/{total_steps}, about {left:.0f} s left")
+        if kind == "step" and time.perf_counter() - self._last_draw >= self.redraw_every:
+            self.draw()
         if kind == "epoch":
-            names = self.dataset.label_names
-            self.curves.value = _png(curves_figure(self.recorder.history, fig=Figure(figsize=(10, 2.6), layout="constrained")))
-            fig = Figure(figsize=(10, 4.2), layout="constrained")
-            _draw_snapshot(fig, self.recorder, names, len(self.recorder.snapshots) - 1)
-            self.policy.value = _png(fig)
+            self.draw()
+            self._draw_policy()
 
     def run(self, config: Optional[TrainConfig] = None) -> dict:
         """Train now, in this thread (what the Train button does in a background thread)."""
         config = config or self.config()
         self.run_dir = config.out
         self._stop.clear()
+        self.progress.value = 0.0
+        self._last_draw = 0.0
         self.recorder = Recorder(*probe_images(self.dataset))
         n = len(self.dataset.train_labels)  # the trainer drops the last partial batch
         steps_per_epoch = n // config.batch_size if n >= config.batch_size else 1
@@ -220,25 +343,36 @@ class TrainingDashboard:
         total = steps_per_epoch * config.epochs
         self.summary = train(config, callbacks=[self.recorder, lambda e: self._on_event(e, t0, total)],
                              dataset=self.dataset)
+        self.draw()  # the steps since the last redraw
         if self.summary["status"] == "finished":
             self.progress.value = 1.0
         return self.summary
+
+    def describe(self, s: dict) -> str:
+        """The status line after a run: what happened and where it is saved."""
+        what = s["status"]
+        if s.get("test_acc") is not None:
+            what += f": test accuracy {s['test_acc']:.3f} after {_plural(int(s['epochs']), 'epoch')}"
+        else:
+            what += f" after {_plural(int(s['step']), 'step')}, before the first epoch ended"
+        what += f" ({s['wall_time']:.0f} s); saved in {self.run_dir}"
+        if s["status"] != "finished":
+            what += " (resumable: train(config, resume=True) with out set to that folder)"
+        return what
 
     def start(self) -> None:
         """Start training in a background thread (the Train button)."""
         if self._thread is not None and self._thread.is_alive():
             return
         self.train_button.disabled, self.stop_button.disabled = True, False
-        self.status.value = f"training on {pick_device(self.base.device)}..."
+        self.progress.value = 0.0
+        self._set_status(f"training on {pick_device(self.base.device)}...")
 
         def work():
             try:
-                s = self.run()
-                self.status.value = (f"{s['status']}: test accuracy {s['test_acc']:.3f} after {s['epochs']} epochs, "
-                                     f"{s['wall_time']:.0f} s; saved in {self.run_dir}"
-                                     if s.get("test_acc") is not None else f"{s['status']}; saved in {self.run_dir}")
+                self._set_status(self.describe(self.run()))
             except Exception as exc:  # shown to the reader, not lost in a thread
-                self.status.value = f"error: {exc}"
+                self._set_status(f"error: {exc}")
             finally:
                 self.train_button.disabled, self.stop_button.disabled = False, True
 
@@ -248,7 +382,7 @@ class TrainingDashboard:
     def stop(self) -> None:
         """Ask the run to stop at the next batch; it is saved, not lost (the Stop button)."""
         self._stop.set()
-        self.status.value = "stopping at the next batch..."
+        self._set_status("stopping at the next batch...")
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}

@@ -24,15 +24,37 @@ the labels the book uses (``book/02_policy_gradient`` and ``book/03_baseline``):
 ``eq:baseline-bce`` the baseline ``V = sigmoid(z_{K})`` (the network's extra output)
                    is trained with binary cross-entropy towards ``R``.
 
+The equations of the gap chapter (``book/09_the_gap``), per image on the logits ``z``,
+0/1 reward ``R(a) = [a = y]``:
+
+``eq:xent-direction``  cross-entropy descends along ``onehot(y) - pi``;
+
+``eq:exact-pg``    the exact expected-reward gradient is ``d pi_y / d z = pi_y (onehot(y) - pi)``:
+                   cross-entropy's direction weighted by ``pi_y`` (:func:`pg_exact_loss`);
+
+``eq:rloo``        ``K`` samples ``a_1..a_K ~ pi``, each scored against the mean reward of the
+                   other ``K - 1``: ``(1/K) sum_k (R_k - mean_{j != k} R_j)(onehot(a_k) - pi)``,
+                   unbiased ({cite}`kool2019buy`, {cite}`ahmadian2024back`; :func:`rloo_loss`);
+
+``eq:group-norm``  the GRPO variant divides each advantage by the group's standard
+                   deviation plus ``eps`` ({cite}`shao2024deepseekmath`); this is no longer
+                   unbiased.
+
+``eq:value``       the value-function objective of the article series: ``sigmoid(z_a)``
+                   predicts the reward of action ``a``, trained with BCE on the action taken,
+                   which is chosen greedily (epsilon-greedy) (:func:`value_loss`).
+
 Two families of functions live here:
 
 * the network estimator: :func:`pg_loss` (single backward, a surrogate loss whose
   gradient is the estimator), :func:`pg_two_backward` (the article's literal form) and
   :func:`xent_loss` (the supervised comparison);
+* the gap chapter's objectives: :func:`pg_exact_loss`, :func:`rloo_loss` (with
+  :func:`rloo_advantages`), :func:`value_loss`;
 * exact finite-action math on one logits vector (the bandit view the book uses to
   *check* the estimator): :func:`exact_gradient`, :func:`score_function_estimates`,
   :func:`exact_variance`, :func:`optimal_baseline`, :func:`log_policy_grad`,
-  :func:`logit_grad`.
+  :func:`logit_grad`, :func:`rloo_estimates`, :func:`rloo_exact_moments`.
 """
 from __future__ import annotations
 
@@ -213,6 +235,132 @@ def xent_loss(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(outputs[:, :-1], labels)
 
 
+def _entropy_and_v(outputs, log_probs, v_target, use_baseline=True):
+    """``sum pi log pi`` (eq:entropy) and the BCE of ``V`` towards ``v_target`` (eq:baseline-bce)."""
+    neg_entropy = (log_probs.exp() * log_probs).sum(1).mean()
+    if use_baseline:
+        baseline_loss = F.binary_cross_entropy_with_logits(outputs[:, -1].to(log_probs.dtype),
+                                                           v_target.detach().to(log_probs.dtype))
+    else:
+        baseline_loss = outputs.new_zeros((), dtype=log_probs.dtype)
+    return neg_entropy, baseline_loss
+
+
+def pg_exact_loss(outputs: torch.Tensor, labels: torch.Tensor, *, entropy_weight: float = 0.01) -> PGResult:
+    """The exact expected-reward gradient, no sampling (eq:exact-pg; {cite}`williams1992simple`
+    gives the sampled form this one is the expectation of).
+
+    For the 0/1 reward ``G = pi_y``, and ``d pi_y / d z = pi_y (onehot(y) - pi)``: the
+    cross-entropy direction weighted by ``pi_y``.  The surrogate is therefore cross-entropy
+    weighted by the *detached* ``pi_y``, ``policy_loss = mean_i sg(pi_y) (-log pi_y)``, whose
+    gradient equals that of ``-mean_i pi_y`` (:func:`expected_reward`) exactly.  It needs the
+    reward of every action, i.e. the label.  ``V`` is trained by BCE towards the exact
+    expected reward ``pi_y`` (so the network's auxiliary head gets the same kind of loss as
+    under ``pg``), and the entropy bonus is the same as ``pg``'s.
+    """
+    log_probs, baseline = split_outputs(outputs)
+    logp_y = log_probs.gather(1, labels[:, None]).squeeze(1)
+    pi_y = logp_y.detach().exp()
+    policy_loss = -(pi_y * logp_y).mean()
+    neg_entropy, baseline_loss = _entropy_and_v(outputs, log_probs, pi_y)
+    loss = policy_loss + baseline_loss + entropy_weight * neg_entropy
+    return PGResult(loss, labels, pi_y, baseline.detach(), -neg_entropy.detach(),
+                    policy_loss.detach(), baseline_loss.detach())
+
+
+def rloo_advantages(rewards: torch.Tensor, *, group_norm: bool = False, eps: float = 1e-4) -> torch.Tensor:
+    """Leave-one-out advantages for a group of ``K >= 2`` rewards per row, ``[B, K]`` (eq:rloo):
+
+    ``A_k = R_k - mean_{j != k} R_j = K / (K - 1) (R_k - mean_j R_j)``.
+
+    ``group_norm`` divides by the group's standard deviation (unbiased, ``K - 1``) plus
+    ``eps``, as GRPO does (eq:group-norm; {cite}`shao2024deepseekmath`).
+    """
+    if rewards.dim() != 2 or rewards.shape[1] < 2:
+        raise ValueError(f"RLOO needs K >= 2 rewards per row, got shape {tuple(rewards.shape)}")
+    k = rewards.shape[1]
+    adv = (rewards - rewards.mean(1, keepdim=True)) * (k / (k - 1))
+    if group_norm:
+        adv = adv / (rewards.std(1, keepdim=True) + eps)
+    return adv
+
+
+def sample_groups(log_probs: torch.Tensor, k: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """``k`` actions per row, independently with replacement, ``[B, k]``."""
+    with torch.no_grad():
+        return torch.multinomial(log_probs.detach().exp().float(), k, replacement=True, generator=generator)
+
+
+def rloo_loss(
+    outputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    samples: int = 4,
+    group_norm: bool = False,
+    reward_fn: RewardFn = correct_reward,
+    entropy_weight: float = 0.01,
+    actions: Optional[torch.Tensor] = None,
+    generator: Optional[torch.Generator] = None,
+) -> PGResult:
+    """REINFORCE with ``K = samples`` actions per image and the leave-one-out baseline
+    (eq:rloo; {cite}`kool2019buy`, {cite}`ahmadian2024back`; GRPO's normalisation with
+    ``group_norm``, eq:group-norm, {cite}`shao2024deepseekmath`).
+
+    ``policy_loss = -mean_i (1/K) sum_k A_ik log pi(a_ik|x_i)`` with the advantages of
+    :func:`rloo_advantages` (no gradient through them).  Each image costs ``K`` reward
+    queries.  ``V`` is trained towards the group's mean reward; the entropy bonus is ``pg``'s.
+    ``actions`` (``[B, K]``) may be given; otherwise they are sampled.
+    """
+    if int(samples) < 2:
+        raise ValueError(f"rloo needs samples >= 2 (got {samples}): with one sample there is no other "
+                         f"sample to form the leave-one-out baseline")
+    log_probs, baseline = split_outputs(outputs)
+    if actions is None:
+        actions = sample_groups(log_probs, samples, generator)
+    rewards = torch.stack([reward_fn(actions[:, k], labels) for k in range(actions.shape[1])], 1)
+    rewards = rewards.to(log_probs.dtype)
+    adv = rloo_advantages(rewards, group_norm=group_norm)
+    policy_loss = -(adv * log_probs.gather(1, actions)).mean()
+    neg_entropy, baseline_loss = _entropy_and_v(outputs, log_probs, rewards.mean(1))
+    loss = policy_loss + baseline_loss + entropy_weight * neg_entropy
+    return PGResult(loss, actions, rewards.detach(), baseline.detach(), -neg_entropy.detach(),
+                    policy_loss.detach(), baseline_loss.detach())
+
+
+def value_loss(
+    outputs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epsilon: float = 0.2,
+    reward_fn: RewardFn = correct_reward,
+    actions: Optional[torch.Tensor] = None,
+    generator: Optional[torch.Generator] = None,
+) -> PGResult:
+    """The article series' value-function objective (eq:value; Orr's part 4, {cite}`orr2021value`).
+
+    The first ``n_classes`` outputs are value logits: ``sigmoid(z_a)`` predicts the reward
+    of action ``a``.  The action is the greedy ``argmax_a z_a``, replaced with probability
+    ``epsilon`` by a uniformly random one (epsilon-greedy, so that every action keeps being
+    tried); only the taken action's value is trained, by BCE towards its reward.  Acting
+    greedily on the values is the same as taking ``argmax`` of the softmax, so
+    :func:`pgviz.training.evaluate` measures it unchanged.
+    """
+    values = outputs[:, :-1]
+    b, n = values.shape
+    if actions is None:
+        with torch.no_grad():
+            dev = generator.device if generator is not None else values.device
+            greedy = values.detach().float().nan_to_num(0.0).argmax(1).to(dev)
+            explore = torch.rand(b, generator=generator, device=dev) < epsilon
+            rand = torch.randint(0, n, (b,), generator=generator, device=dev)
+            actions = torch.where(explore, rand, greedy).to(values.device)
+    rewards = reward_fn(actions, labels).float()
+    chosen = values.gather(1, actions[:, None]).squeeze(1).float()
+    loss = F.binary_cross_entropy_with_logits(chosen, rewards)
+    nan = torch.full((), float("nan"), device=outputs.device)
+    return PGResult(loss, actions, rewards.detach(), nan, nan, loss.detach(), nan)
+
+
 # ----------------------------------------------------------------------------
 # Exact finite-action math on one logits vector (policy = softmax(logits))
 # ----------------------------------------------------------------------------
@@ -292,3 +440,39 @@ def optimal_baseline(logits: torch.Tensor, rewards: torch.Tensor) -> torch.Tenso
     pi = torch.softmax(logits, -1)
     w = pi * (1.0 - 2.0 * pi + (pi * pi).sum())
     return (w * rewards.to(pi.dtype)).sum() / w.sum()
+
+
+def rloo_estimates(
+    logits: torch.Tensor,
+    rewards: torch.Tensor,
+    k: int,
+    n: int,
+    *,
+    group_norm: bool = False,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
+    """``n`` independent RLOO estimates with ``k`` samples each on one logits vector, ``[n, A]``
+    (eq:rloo): ``(1/k) sum_j A_j (onehot(a_j) - pi)``."""
+    pi = torch.softmax(logits, -1)
+    actions = torch.multinomial(pi.float().expand(n, -1), k, replacement=True, generator=generator)
+    r = rewards.to(pi.dtype)[actions]
+    adv = rloo_advantages(r, group_norm=group_norm)
+    onehot = F.one_hot(actions, pi.shape[-1]).to(pi.dtype)
+    return (adv[..., None] * (onehot - pi)).mean(1)
+
+
+def rloo_exact_moments(logits: torch.Tensor, rewards: torch.Tensor, k: int, *,
+                       group_norm: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(mean [A], trace of covariance)`` of the ``k``-sample RLOO estimate, exactly, by
+    summing over all ``A^k`` ordered tuples of actions (small action sets only)."""
+    import itertools
+
+    pi = torch.softmax(logits.to(torch.float64), -1)
+    a_n = pi.shape[-1]
+    tuples = torch.tensor(list(itertools.product(range(a_n), repeat=k)))  # [A^k, k]
+    prob = pi[tuples].prod(1)
+    adv = rloo_advantages(rewards.to(pi.dtype)[tuples], group_norm=group_norm)
+    est = (adv[..., None] * (F.one_hot(tuples, a_n).to(pi.dtype) - pi)).mean(1)  # [A^k, A]
+    mean = (prob[:, None] * est).sum(0)
+    second = (prob * (est * est).sum(1)).sum()
+    return mean, second - (mean * mean).sum()

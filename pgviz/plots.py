@@ -13,7 +13,7 @@ callbacks::
         {"action": ["horse", "dog"], "baseline": [0.0, 0.175, 0.5]},
     )
 
-Three groups:
+Groups:
 
 * generic helpers other chapters use: :func:`bar_chart`, :func:`curves`,
   :func:`runs`, :func:`histogram`, :func:`running_mean`, :func:`convergence`,
@@ -23,21 +23,31 @@ Three groups:
   :func:`logit_grad_bars`, and the composites :func:`horse_and_policy`,
   :func:`article_pair`, :func:`spread_panels`;
 * :func:`set_probability`, which moves one class's probability while keeping
-  the others in proportion (for probability sliders).
+  the others in proportion (for probability sliders);
+* the toy simulations' figures, ``draw_*`` (one per :mod:`pgviz.bandit`
+  experiment: :func:`draw_mc_errors`, :func:`draw_mc_estimate`,
+  :func:`draw_variance_study`, :func:`draw_baseline_slider`,
+  :func:`draw_collapse_runs`, :func:`draw_collapse_summary`,
+  :func:`draw_ab_steps`, :func:`draw_ab_runs`);
+* :func:`table`, the chapters' small HTML results tables.
 """
 from __future__ import annotations
 
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import torch
 
-from . import estimator
+from . import bandit, estimator
 
 __all__ = [
     "COLORS", "POLICY", "BASELINE", "REWARD", "GRADIENT", "MUTED",
     "new_axes", "bar_chart", "curves", "runs", "histogram", "running_mean", "convergence", "image",
     "policy_bars", "baseline_vs_reward", "grad_log_policy_bars", "logit_grad_bars",
-    "horse_and_policy", "article_pair", "spread_panels", "set_probability", "Table", "table",
+    "horse_and_policy", "article_pair", "spread_panels", "set_probability",
+    "DOG_COLOR", "draw_mc_errors", "draw_mc_estimate", "draw_variance_study", "draw_baseline_slider",
+    "draw_collapse_runs", "draw_collapse_summary", "draw_ab_steps", "draw_ab_runs",
+    "Table", "table",
 ]
 
 #: The article's palette.
@@ -458,6 +468,231 @@ def set_probability(probs, index: int, p: float) -> np.ndarray:
     q[others] = (q[others] / rest * (1.0 - p)) if rest > 0 else (1.0 - p) / others.sum()
     q[index] = p
     return q
+
+
+# ----------------------------------------------------------------------------
+# the toy simulations' figures (pgviz.bandit computes, these draw; draw(fig, ...)
+# for pgviz.widgets.interactive)
+# ----------------------------------------------------------------------------
+DOG_COLOR = "#8c564b"  # brown: the tempting wrong answer in book/04
+
+
+def draw_mc_errors(ax, result: dict, n_points: int = 40):
+    """book/02: Monte Carlo error against ``n`` on log-log axes (:func:`~pgviz.bandit.mc_error_scaling`).
+
+    Faint dots: single repeats; line: root-mean-square error; dashed: ``sqrt(Var / n)``
+    (eq:mc-mean); dotted grey: a slope -1/2 reference through the first point.
+    """
+    n, rms, pred = _numpy(result["n"]), _numpy(result["rms_error"]), _numpy(result["predicted"])
+    errs = _numpy(result["errors"])[:, :n_points]
+    floor = float(rms.min()) / 30  # a 0/1 reward makes some errors exactly 0: keep them on the axes
+    errs = errs.clip(min=floor)
+    jitter = 1.0 + 0.15 * (np.linspace(-1, 1, errs.shape[1]))
+    for i in range(len(n)):
+        ax.scatter(n[i] * jitter, errs[i], s=6, color=GRADIENT, alpha=0.25, linewidths=0)
+    ax.plot(n, rms, "o-", color=GRADIENT, linewidth=2, label="measured RMS error")
+    ax.plot(n, pred, "--", color="black", linewidth=1.2, label=r"theory $\sqrt{\mathrm{Var}/n}$")
+    ax.plot(n, rms[0] * (n / n[0]) ** -0.5, ":", color=MUTED, linewidth=1.5, label="slope $-1/2$")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("number of samples $n$")
+    ax.set_ylabel(r"$\|\hat g_n - \nabla G\|$")
+    ax.set_title(f"error of the Monte Carlo gradient (fitted slope {result['slope']:.3f})")
+    ax.legend(frameon=False, fontsize=9)
+    _tidy(ax)
+    return ax
+
+
+def draw_mc_estimate(fig, result: dict, n: int, labels: Sequence[str] = bandit.CIFAR10_CLASSES, shown: int = 3):
+    """book/02 slider: the exact gradient (bars) and ``shown`` Monte Carlo means from ``n`` samples."""
+    ax = fig.add_subplot()
+    i = [int(v) for v in _numpy(result["n"])].index(int(n))
+    exact = _numpy(result["exact"])
+    est = _numpy(result["estimates"][i, :shown])
+    x = np.arange(len(exact))
+    ax.bar(x, exact, width=0.7, color="none", edgecolor=GRADIENT, linewidth=2,
+           label=r"exact $\nabla G$ (sum over 10 actions)")
+    for j in range(est.shape[0]):
+        ax.scatter(x + (j - (shown - 1) / 2) * 0.18, est[j], s=22, color=GRADIENT, alpha=0.9,
+                   marker="os^"[j % 3], label=f"estimate {j + 1} from $n={int(n):,}$" if j < 3 else None)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, labels, rotation=30, ha="right")
+    ax.set_ylim(-0.6, 0.6)
+    ax.set_ylabel("gradient on each logit")
+    ax.set_title(f"{shown} independent Monte Carlo estimates, $n = {int(n):,}$ samples each")
+    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    _tidy(ax)
+    return ax
+
+
+def draw_variance_study(ax, study: dict, crossover: Optional[float] = None):
+    """book/03: exact (lines) and measured (dots) variance against ``pi_y`` for three baselines."""
+    p = _numpy(study["p"])
+    styles = {"none": (MUTED, "no baseline ($b = 0$)"),
+              "value": (BASELINE, r"value baseline $b = V = \pi_y$"),
+              "optimal": (GRADIENT, r"optimal baseline $b^*$")}
+    for name, (color, label) in styles.items():
+        ax.plot(p, _numpy(study[f"exact_{name}"]), color=color, linewidth=2, label=label + " (exact)")
+        ax.plot(p, _numpy(study[f"measured_{name}"]), "o", color=color, markersize=4, markerfacecolor="white")
+    ax.plot([], [], "o", color="black", markerfacecolor="white", markersize=4, label="measured (redraws)")
+    if crossover is not None:
+        ax.axvline(crossover, color="black", linestyle=":", linewidth=1)
+        ax.text(crossover, ax.get_ylim()[1] * 0.98, f" $\\pi_y = {crossover:.2f}$", va="top", fontsize=9)
+    ax.set_xlabel(r"probability of the correct label $\pi_y$")
+    ax.set_ylabel("variance (trace of covariance)")
+    ax.legend(frameon=False, fontsize=8)
+    _tidy(ax)
+    return ax
+
+
+def draw_baseline_slider(fig, b: float, p: float, n_actions: int = 10, n_draws: int = 4000, seed: int = 0):
+    """book/03 slider: the variance as a function of the baseline (a parabola) at ``pi_y = p``.
+
+    Left: exact curve (eq:variance), its minimum ``b*``, the value ``V = pi_y``, and the chosen
+    ``b`` with a measured point.  Right: each kind of draw's share of the second moment
+    (:func:`~pgviz.bandit.variance_terms`) at the chosen ``b``: the correct label vs the nine wrong ones.
+    """
+    logits, rewards = bandit.confident_policy(p, n_actions), bandit.correct_rewards(n_actions)
+    bs = torch.linspace(-0.2, 1.2, 141, dtype=bandit.DTYPE)
+    curve = estimator.exact_variance(logits, rewards, bs)
+    b_opt = float(estimator.optimal_baseline(logits, rewards))
+    v_at = lambda x: float(estimator.exact_variance(logits, rewards, x))  # noqa: E731
+    measured = float(bandit.measured_variance(logits, rewards, b, n_draws, bandit._generator(seed)))
+    ax, ax2 = fig.subplots(1, 2, width_ratios=[2, 1])
+    ax.plot(_numpy(bs), _numpy(curve), color=GRADIENT, linewidth=2, label="exact variance")
+    ax.plot([b_opt], [v_at(b_opt)], "*", color="black", markersize=12, label=f"minimum $b^* = {b_opt:.3f}$")
+    ax.plot([p], [v_at(p)], "s", color=BASELINE, markersize=7, label=rf"value $V = \pi_y = {p:g}$")
+    ax.plot([0.0], [v_at(0.0)], "D", color=MUTED, markersize=6, label="no baseline")
+    ax.axvline(b, color="black", linewidth=0.8, linestyle="--")
+    ax.plot([b], [measured], "o", color="black", markerfacecolor="white", markersize=7,
+            label=f"measured at $b = {b:g}$: {measured:.3f}")
+    ax.set_xlabel("baseline $b$")
+    ax.set_ylabel("variance (trace of covariance)")
+    ax.set_ylim(0, float(curve.max()) * 1.05)
+    ax.set_title(rf"$\pi_y = {p:g}$: variance is a parabola in $b$")
+    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    _tidy(ax)
+    terms = bandit.variance_terms(logits, rewards, b)
+    correct = int(rewards.argmax())
+    shares = np.array([float(terms[correct]), float(terms.sum() - terms[correct])])
+    ax2.bar([0, 1], shares, color=[REWARD, MUTED], width=0.6)
+    ax2.set_xticks([0, 1], ["correct label\n(R = 1)", "9 wrong labels\n(R = 0)"])
+    ax2.set_title("who makes the noise:\n" + r"$\pi_a (R_a - b)^2 \|e_a - \pi\|^2$ summed by kind", fontsize=9)
+    # the same scale for every b at this pi_y: the largest share over b in [0, 1]
+    ends = [bandit.variance_terms(logits, rewards, x) for x in (0.0, 1.0)]
+    top = max(max(float(t[correct]), float(t.sum() - t[correct])) for t in ends)
+    ax2.set_ylim(0, top * 1.15)
+    for i, s in enumerate(shares):
+        ax2.text(i, s, f"{s:.3f}", ha="center", va="bottom", fontsize=9)
+    _tidy(ax2)
+    return fig
+
+
+def draw_collapse_runs(fig, sweep: dict, entropy_weight: float, n_shown: int = 30):
+    """book/04 slider: ``P(horse)`` and ``P(dog)`` over training for one entropy weight.
+
+    Left: runs (thin), their mean (thick) and the exact-gradient path (dashed).  Right: the
+    fraction of runs that locked onto "dog", found "horse" or stayed spread out.
+    """
+    lam = _numpy(sweep["entropy_weights"]).tolist()
+    i = min(range(len(lam)), key=lambda j: abs(lam[j] - entropy_weight))
+    steps = _numpy(sweep["steps"])
+    hist = sweep["history"][:, i]                                    # [T, n_seeds, K]
+    ax, ax2 = fig.subplots(1, 2, width_ratios=[2.2, 1])
+    for label, idx, color in (("dog", bandit.DOG, DOG_COLOR), ("horse", bandit.HORSE, POLICY)):
+        traj = _numpy(hist[..., idx]).T                                  # [n_seeds, T]
+        for row in traj[:n_shown]:
+            ax.plot(steps, row, color=color, alpha=0.15, linewidth=0.7)
+        ax.plot(steps, traj.mean(0), color=color, linewidth=2.4, label=f"P({label}), mean of {traj.shape[0]} runs")
+        ax.plot(steps, _numpy(sweep["exact_history"][:, i, idx]), "--", color=color, linewidth=1.3,
+                label=f"P({label}), exact-gradient path")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("step")
+    ax.set_ylabel("probability")
+    ax.set_title(f"entropy weight $\\lambda = {entropy_weight:g}$")
+    ax.legend(frameon=False, fontsize=7, loc="center right")
+    _tidy(ax)
+    fr = [float(sweep[k][i]) for k in ("locked", "found", "spread")]
+    bars = ax2.bar([0, 1, 2], fr, color=[DOG_COLOR, POLICY, MUTED], width=0.6)
+    ax2.bar_label(bars, labels=[f"{v:.0%}" for v in fr], fontsize=9)
+    ax2.set_xticks([0, 1, 2], ["locked on\ndog", "found\nhorse", "still\nspread"])
+    ax2.set_ylim(0, 1.12)
+    ax2.set_title(f"after {int(steps[-1])} steps", fontsize=10)
+    _tidy(ax2)
+    return fig
+
+
+def draw_collapse_summary(ax, sweep: dict):
+    """book/04: outcome fractions against the entropy weight, with the mean final ``P(horse)``
+    and the regularised optimum ``softmax(R / lambda)`` (eq:regularised-optimum)."""
+    lam = _numpy(sweep["entropy_weights"])
+    x = np.arange(len(lam))
+    for key, color, label in (("locked", DOG_COLOR, "runs locked on dog"), ("found", POLICY, "runs that found horse"),
+                              ("spread", MUTED, "runs still spread out")):
+        ax.plot(x, _numpy(sweep[key]), "o-", color=color, linewidth=2, label=label)
+    ax.plot(x, _numpy(sweep["mean_final"][:, bandit.HORSE]), "s--", color=REWARD, linewidth=1.2,
+            label="mean final P(horse)")
+    ax.plot(x, _numpy(sweep["optimum"][:, bandit.HORSE]), "x:", color="black", linewidth=1,
+            label=r"P(horse) in $\mathrm{softmax}(R/\lambda)$")
+    ax.set_xticks(x, [f"{v:g}" for v in lam])
+    ax.set_xlabel(r"entropy weight $\lambda$")
+    ax.set_ylabel("fraction of runs / probability")
+    ax.set_ylim(-0.03, 1.05)
+    ax.legend(frameon=False, fontsize=8, loc="center left")
+    _tidy(ax)
+    return ax
+
+
+def draw_ab_steps(fig, r_a: float, r_b: float, baseline: float, lr: float = 0.01):
+    """book/07 slider: the two possible single-sample steps from 50/50 and their expectation
+    (eq:ab-expected), as changes of the logit gap ``theta_B - theta_A`` and of ``P(B)``."""
+    s = bandit.ab_steps(r_a, r_b, 0.5, lr, baseline)
+    gap = lambda v: float(v[1] - v[0])  # noqa: E731
+    vals = [gap(s["step_a"]), gap(s["step_b"]), gap(s["expected"])]
+    ax, ax2 = fig.subplots(1, 2)
+    bars = ax.bar([0, 1, 2], vals, color=[GRADIENT, GRADIENT, "#b35806"], width=0.6)
+    bars[2].set_hatch("//")
+    ax.bar_label(bars, labels=[f"{v:+.3g}" for v in vals], fontsize=9, padding=2)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks([0, 1, 2], ["A sampled\n(prob 0.5)", "B sampled\n(prob 0.5)", "expected\nstep"])
+    lim = max(abs(v) for v in vals + [1e-9]) * 1.3
+    ax.set_ylim(-lim, lim)
+    ax.set_ylabel(r"change of $\theta_B - \theta_A$")
+    ax.set_title(f"$R_A = {r_a:g}$, $R_B = {r_b:g}$, $b = {baseline:g}$, lr $= {lr:g}$", fontsize=10)
+    _tidy(ax)
+    pb = [0.5, float(s["p_b_after_a"]), float(s["p_b_after_b"])]
+    bars2 = ax2.bar([0, 1, 2], pb, color=[MUTED, POLICY, POLICY], width=0.6)
+    ax2.bar_label(bars2, labels=[f"{v:.3f}" for v in pb], fontsize=9)
+    ax2.set_xticks([0, 1, 2], ["before", "after an\nA step", "after a\nB step"])
+    ax2.set_ylim(0, 1.1)
+    ax2.set_ylabel("P(B)")
+    ax2.set_title("the policy after one step", fontsize=10)
+    _tidy(ax2)
+    return fig
+
+
+def draw_ab_runs(fig, ab: dict, index: Optional[tuple] = None, n_shown: int = 30, **values: float):
+    """book/07 slider: P(B) over steps for many runs at one setting of :func:`~pgviz.bandit.ab_runs`.
+
+    Give the setting as an ``index`` tuple, or by value (``r_a=..., r_b=..., lr=..., baseline=...``)
+    for an :func:`~pgviz.bandit.ab_sweep`.
+    """
+    if index is None:
+        index = bandit.ab_index(ab, **values)
+    p = _numpy(ab["p_b"][(slice(None),) + tuple(index)]).T            # [n_runs, T]
+    exact = _numpy(ab["p_b_exact"][(slice(None),) + tuple(index)])
+    steps = list(range(p.shape[1]))
+    ax = fig.add_subplot()
+    runs(steps, p, ax=ax, color=POLICY, n_shown=n_shown, label=f"mean of {p.shape[0]} runs",
+               xlabel="step", ylabel="P(B)", ylim=(-0.02, 1.02))
+    ax.plot(steps, exact, "--", color="black", linewidth=1.2, label="exact-gradient path")
+    ax.axhline(0.5, color=MUTED, linewidth=0.6)
+    ax.legend(frameon=False, fontsize=8, loc="lower right")
+    if values:
+        ax.set_title(f"$R_A = {values['r_a']:g}$, $R_B = {values['r_b']:g}$, lr $= {values['lr']:g}$, "
+                     f"$b = {values['baseline']:g}$; final P(B) < 0.1 in {float((p[:, -1] < 0.1).mean()):.0%} of runs",
+                     fontsize=10)
+    return ax
 
 
 # ----------------------------------------------------------------------------

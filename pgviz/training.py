@@ -41,7 +41,7 @@ import torch
 from . import estimator
 from .data import Dataset, DeviceLoader, default_source, load_dataset, normalize
 from .models import MODELS, get_model
-from .objectives import _NOT_MEASURED, OBJECTIVES, STAT_NAMES, objective_step
+from .objectives import _NOT_MEASURED, OBJECTIVES, STAT_NAMES, check_options, config_options, objective_step
 
 __all__ = [
     "OBJECTIVES", "CheckpointError", "ConfigError", "StopTraining", "TrainConfig", "TrainingDiverged",
@@ -90,6 +90,9 @@ class TrainConfig:
     log_every: int = 0                # steps per metrics line; 0: 1 on CPU, 10 on accelerators
     progress: bool = True
     data_dir: Optional[str] = None    # cache directory for cifar10
+    samples: int = 1                  # rloo: actions sampled per image (K >= 2)
+    group_norm: bool = False          # rloo: divide advantages by the group's std (GRPO)
+    epsilon: float = 0.2              # value: exploration rate of the epsilon-greedy policy
 
     def validate(self) -> "TrainConfig":
         def bad(msg):
@@ -114,6 +117,9 @@ class TrainConfig:
             bad(f"unknown precision {self.precision!r}; choose one of: {', '.join(PRECISIONS)}")
         if not 0 <= self.ema < 1:
             bad(f"ema decay must lie in [0, 1), got {self.ema}")
+        problem = check_options(self.objective, self.samples, self.group_norm, self.epsilon)
+        if problem:
+            bad(problem)
         return self
 
     @classmethod
@@ -396,8 +402,8 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
                         group["lr"] = lr_at(st["step"])
                     with _autocast(device, precision):
                         outputs = model(x)
-                    loss, stats = objective_step(config.objective, outputs, y,
-                                                 entropy_weight=config.entropy_weight, generator=action_gen)
+                    loss, stats = objective_step(config.objective, outputs, y, generator=action_gen,
+                                                 **config_options(config))
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
@@ -498,7 +504,7 @@ class _MetricsLog:
                     row = json.loads(line)
                 except ValueError:
                     continue
-                if row.get("event") in ("step", "epoch") and row.get("step", 0) <= keep_until:
+                if row.get("event") in ("step", "epoch", "probe") and row.get("step", 0) <= keep_until:
                     kept.append(line)
                 elif row.get("event") == "start" and not kept:
                     kept.append(line)

@@ -31,6 +31,13 @@ representations in one MIME bundle:
 The static HTML is marked up for tests: the outer ``<div>`` has class
 ``pgviz-frames``, each range input has class ``pgviz-frames-slider`` and a
 ``data-control`` attribute, and the image has class ``pgviz-frames-image``.
+The live widget's outer box has class ``pgviz-live``.
+
+Accessibility: every slider has a visible ``<label>``, is a native range input
+(arrow keys, Home/End move it) and announces the value's text
+(``aria-valuetext``); the image's ``alt`` says what the figure shows (``alt=``,
+else a description made from the figure's titles and axis labels) and for which
+control values, updated as the slider moves.
 
 Keep the product of the controls' value counts small (about 60 frames or
 fewer); every frame is stored in the page.  Computing the frames takes a few
@@ -54,7 +61,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import matplotlib
 from matplotlib.figure import Figure
 
-__all__ = ["Control", "InteractiveFigure", "interactive", "MAX_FRAMES"]
+__all__ = ["Control", "InteractiveFigure", "interactive", "describe_figure", "MAX_FRAMES"]
 
 #: Refuse to precompute more frames than this (a page would become heavy).
 MAX_FRAMES = 200
@@ -183,12 +190,14 @@ class InteractiveFigure:
         figsize: Tuple[float, float] = (7, 3.5),
         title: Optional[str] = None,
         dpi: float = 80,
+        alt: Optional[str] = None,
     ) -> None:
         if not controls:
             raise ValueError("interactive() needs at least one control")
         self.draw = draw
         self.title = title
         self.dpi = dpi
+        self.alt = alt
         self.controls: Dict[str, Control] = {
             name: _as_control(name, spec) for name, spec in controls.items()
         }
@@ -337,6 +346,7 @@ class InteractiveFigure:
             [w.VBox(list(sliders.values())), self._image],
             layout=w.Layout(align_items="flex-start"),
         )
+        self._widget.add_class("pgviz-live")
 
     def _on_slider(self, change) -> None:
         if getattr(self, "_syncing", False):
@@ -351,6 +361,20 @@ class InteractiveFigure:
             self._image.value = _shrink_png(self.png())
 
     # ------------------------------------------------------------- static HTML
+    def describe(self) -> str:
+        """What the figure shows, for the image's ``alt``: the ``alt`` given to
+        :func:`interactive`, else one made from the figure's title, its panels'
+        titles and axis labels (drawn at the current values)."""
+        if self.alt:
+            return self.alt
+        return describe_figure(self.figure, self.title)
+
+    def alt_text(self, values: Optional[Mapping[str, Any]] = None) -> str:
+        """``alt`` of the frame for ``values`` (default: the current ones)."""
+        values = self._values if values is None else values
+        shown = ", ".join(f"{c.label} = {c.format(values[n])}" for n, c in self.controls.items())
+        return f"{self.describe()} Shown for {shown}."
+
     def to_html(self) -> str:
         """A self-contained HTML frame slider (precomputes every frame once)."""
         if self._html_cache is not None:
@@ -373,6 +397,7 @@ class InteractiveFigure:
         uid = f"pgviz-{self._uid}"
         esc = _html_escape
         rows = []
+        alt_base = self.describe()
         for k, (name, ctrl) in enumerate(zip(names, ctrls)):
             labels = [ctrl.format(v) for v in ctrl.values]
             # a control with a single value is shown as text, not as a slider that cannot move
@@ -380,27 +405,33 @@ class InteractiveFigure:
             rows.append(
                 f'<div class="pgviz-frames-row" style="display:flex;align-items:center;'
                 f'gap:0.6em;margin:0.15em 0;font-size:0.9em">'
-                f'<label for="{uid}-s{k}" style="min-width:9em">{esc(ctrl.label)}</label>'
-                f'<input type="{kind}" id="{uid}-s{k}" class="pgviz-frames-slider" '
+                + (f'<label for="{uid}-s{k}" style="min-width:9em">{esc(ctrl.label)}</label>'
+                   if kind == "range" else f'<span style="min-width:9em">{esc(ctrl.label)}</span>')
+                + f'<input type="{kind}" id="{uid}-s{k}" class="pgviz-frames-slider" '
                 f'data-control="{esc(name)}" min="0" max="{len(labels) - 1}" step="1" '
-                f'value="{start[k]}" aria-label="{esc(ctrl.label)}" '
+                f'value="{start[k]}" aria-valuetext="{esc(labels[start[k]])}" '
+                f'data-label="{esc(ctrl.label)}" '
                 f'data-labels="{esc(json.dumps(labels))}" style="width:260px">'
                 f'<output id="{uid}-v{k}" for="{uid}-s{k}" '
                 f'style="font-family:monospace;min-width:4em">{esc(labels[start[k]])}</output>'
                 f"</div>"
             )
-        alt = esc(self.title or "interactive figure")
-        payload = json.dumps({"frames": uniq, "index": index, "strides": strides})
+        alt = esc(self.alt_text())
+        payload = json.dumps({"frames": uniq, "index": index, "strides": strides,
+                              "alt": alt_base})
         script = (
             "(function(){"
             f'var id="{uid}",d=JSON.parse(document.getElementById(id+"-data").textContent);'
             'var root=document.getElementById(id),img=document.getElementById(id+"-img");'
             'var ins=root.querySelectorAll("input.pgviz-frames-slider");'
-            "function show(){var f=0;for(var k=0;k<ins.length;k++){"
+            "function show(){var f=0,shown=[];for(var k=0;k<ins.length;k++){"
             "var i=parseInt(ins[k].value,10);f+=i*d.strides[k];"
             'var o=document.getElementById(id+"-v"+k);'
-            "o.textContent=JSON.parse(ins[k].getAttribute(\"data-labels\"))[i];}"
+            "var t=JSON.parse(ins[k].getAttribute(\"data-labels\"))[i];"
+            'o.textContent=t;ins[k].setAttribute("aria-valuetext",t);'
+            'shown.push(ins[k].getAttribute("data-label")+" = "+t);}'
             'img.src="data:image/png;base64,"+d.frames[d.index[f]];'
+            'img.alt=d.alt+" Shown for "+shown.join(", ")+".";'
             'root.setAttribute("data-frame",String(f));}'
             'for(var k=0;k<ins.length;k++){ins[k].addEventListener("input",show);'
             'ins[k].addEventListener("change",show);}'
@@ -440,6 +471,28 @@ class InteractiveFigure:
         return f"<InteractiveFigure: {', '.join(self.controls)}; {self.n_frames} frames>"
 
 
+def describe_figure(fig: Figure, title: Optional[str] = None) -> str:
+    """A sentence saying what ``fig`` shows, from its (super)title and each panel's
+    title and axis labels, e.g. ``"Figure: Policy. Panel "reward": x: step, y: mean."``.
+    Panels without any text (images, spacers) are counted, not described."""
+    parts = []
+    sup = title or (fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else "")
+    parts.append(f"Figure: {sup.strip()}." if sup and sup.strip() else "Figure.")
+    bare = 0
+    for ax in fig.axes:
+        name = " ".join(t for t in (ax.get_title("left"), ax.get_title(), ax.get_title("right")) if t).strip()
+        xl, yl = ax.get_xlabel().strip(), ax.get_ylabel().strip()
+        if not (name or xl or yl):
+            bare += 1
+            continue
+        axes = ", ".join(f"{k}: {v}" for k, v in (("x", xl), ("y", yl)) if v)
+        parts.append(f"Panel \u201c{name}\u201d" + (f" ({axes})." if axes else ".") if name
+                     else f"Panel with {axes}.")
+    if bare:
+        parts.append(f"{bare} unlabelled panel{'s' if bare > 1 else ''} (pictures).")
+    return " ".join(p.replace("\n", " ").replace("$", "") for p in parts)
+
+
 def _html_escape(s: str) -> str:
     return (
         str(s)
@@ -462,6 +515,7 @@ def interactive(
     figsize: Tuple[float, float] = (7, 3.5),
     title: Optional[str] = None,
     dpi: float = 80,
+    alt: Optional[str] = None,
 ) -> InteractiveFigure:
     """Make an interactive figure.
 
@@ -477,5 +531,9 @@ def interactive(
     figsize, title, dpi:
         Figure size in inches, an optional figure title, and the resolution
         of the rendered frames.
+    alt:
+        What the figure shows, for readers who cannot see it (the image's
+        ``alt``; the current control values are appended).  Default: a
+        description made from the figure's titles and axis labels.
     """
-    return InteractiveFigure(draw, controls, figsize=figsize, title=title, dpi=dpi)
+    return InteractiveFigure(draw, controls, figsize=figsize, title=title, dpi=dpi, alt=alt)

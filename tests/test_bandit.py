@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from pgviz import bandit as B
 from pgviz import estimator as E
+from pgviz import plots as P
 
 torch.set_num_threads(1)
 
@@ -204,7 +205,7 @@ def test_derivation_pieces_match_autograd():
         B.check("wrong", grad, grad + 1e-6)
 
 
-# --- drawing ------------------------------------------------------------------
+# --- drawing (pgviz.plots.draw_*, fed with these simulations) ------------------------------------------------------------------
 def _lines_data(fig):
     return [tuple(map(tuple, ln.get_xydata().tolist())) for ax in fig.axes for ln in ax.lines]
 
@@ -212,23 +213,23 @@ def _lines_data(fig):
 def test_draw_functions_respond_to_their_controls():
     sweep = B.collapse_sweep((0.0, 3.0), n_seeds=20, steps=50, record_every=5)
     f1, f2 = Figure(), Figure()
-    B.draw_collapse_runs(f1, sweep, 0.0)
-    B.draw_collapse_runs(f2, sweep, 3.0)
+    P.draw_collapse_runs(f1, sweep, 0.0)
+    P.draw_collapse_runs(f2, sweep, 3.0)
     assert _lines_data(f1) != _lines_data(f2)
     f1, f2 = Figure(), Figure()
-    B.draw_ab_steps(f1, 50, 100, 0)
-    B.draw_ab_steps(f2, 25, 100, 0)
+    P.draw_ab_steps(f1, 50, 100, 0)
+    P.draw_ab_steps(f2, 25, 100, 0)
     h1 = [p.get_height() for p in f1.axes[0].patches]
     h2 = [p.get_height() for p in f2.axes[0].patches]
     assert h1[:2] == pytest.approx([-0.5, 1.0]) and h2[:2] == pytest.approx([-0.25, 1.0])
     f1, f2 = Figure(), Figure()
-    B.draw_baseline_slider(f1, 0.0, 0.9, n_draws=500)
-    B.draw_baseline_slider(f2, 0.9, 0.9, n_draws=500)
+    P.draw_baseline_slider(f1, 0.0, 0.9, n_draws=500)
+    P.draw_baseline_slider(f2, 0.9, 0.9, n_draws=500)
     assert _lines_data(f1) != _lines_data(f2)
 
 
 def test_table_renders_numbers_and_html():
-    t = B.table(["n", "error"], [[10, torch.tensor(-0.0)], [100, 0.25]], fmt=["{:,}", "{:.3f}"])
+    t = P.table(["n", "error"], [[10, torch.tensor(-0.0)], [100, 0.25]], fmt=["{:,}", "{:.3f}"])
     assert t.rows == [["10", "0.000"], ["100", "0.250"]]
     html = t._repr_html_()
     assert html.count("<tr>") == 3 and "error</th>" in html
@@ -239,13 +240,13 @@ def test_chapter_widgets_redraw_when_a_slider_moves():
     from pgviz.widgets import Control, interactive
 
     sweep = B.collapse_sweep((0.0, 3.0), n_seeds=20, steps=50, record_every=5)
-    w = interactive(lambda fig, lam: B.draw_collapse_runs(fig, sweep, lam),
+    w = interactive(lambda fig, lam: P.draw_collapse_runs(fig, sweep, lam),
                     {"lam": Control([0.0, 3.0], value=0.0)})
     before = _lines_data(w.figure)
     w.sliders["lam"].value = 3.0
     assert _lines_data(w.figure) != before
     ab = B.ab_sweep(r_a=(25.0, 50.0), r_b=(100.0,), lr=(0.01,), baseline=(0.0, 75.0), steps=10, n_runs=5)
-    w = interactive(lambda fig, r_a, b: B.draw_ab_runs(fig, ab, r_a=r_a, r_b=100.0, lr=0.01, baseline=b),
+    w = interactive(lambda fig, r_a, b: P.draw_ab_runs(fig, ab, r_a=r_a, r_b=100.0, lr=0.01, baseline=b),
                     {"r_a": [25.0, 50.0], "b": Control([0.0, 75.0], value=0.0)})
     before = _lines_data(w.figure)
     w.sliders["b"].value = 75.0

@@ -161,6 +161,14 @@ def test_bench_prints_the_three_rates(tmp_path):
     assert all(v > 0 for v in res["images_per_second"].values())
     assert res["ratio_pg_vs_xent"] == pytest.approx(res["images_per_second"]["pg"] / res["images_per_second"]["xent"], rel=1e-2)
     assert res["ratio_pg_vs_two_backward"] > 0
+    # both precisions timed in the same run; the headline is the resolved --precision
+    by = res["images_per_second_by_precision"]
+    assert set(by) == {"fp32", "bf16"} and res["precision"] in by
+    assert res["images_per_second"] == by[res["precision"]]
+    assert res["ratio_bf16_vs_fp32"] == pytest.approx(by["bf16"]["pg"] / by["fp32"]["pg"], rel=1e-2)
+    r = pgviz("bench", "--device", "cpu", "--batch-size", 8, "--steps", 1, "--repeats", 1,
+              "--precision", "fp32")
+    assert r.returncode == 0 and last_json(r.stdout)["precision"] == "fp32", r.stderr
 
 
 def test_console_script_entry_point_is_declared():

@@ -112,9 +112,92 @@ def test_start_runs_in_a_thread_and_stop_saves(tiny, tmp_path):
     panel._thread.join(timeout=60)
     assert not panel._thread.is_alive()
     assert panel.summary["status"] == "stopped", panel.status.value
-    assert "saved in" in panel.status.value
+    assert "saved in" in panel.status.value and panel.run_dir in panel.status_text
+    assert "resumable" in panel.status_text
     assert not panel.train_button.disabled
     assert load_checkpoint(f"{panel.run_dir}/checkpoint.pt")["step"] == panel.summary["step"]
+
+
+def test_smooth_is_a_debiased_moving_average():
+    assert dashboard.smooth([2.0, 2.0, 2.0], 0.9) == pytest.approx([2.0, 2.0, 2.0])
+    # m1 = 0.5 * 0 / (1 - 0.5) = 0; m2 = (0.5 * 0 + 0.5 * 1) / (1 - 0.25) = 2/3
+    assert dashboard.smooth([0.0, 1.0], 0.5) == pytest.approx([0.0, 2 / 3])
+    out = dashboard.smooth([1.0, None, 3.0], 0.5)  # a missing value is skipped
+    assert np.isnan(out[1]) and out[2] == pytest.approx((0.25 * 1 + 0.5 * 3) / 0.75)
+    assert dashboard.smooth([4.0, 1.0], 0.0) == pytest.approx([4.0, 1.0])  # no smoothing
+    with pytest.raises(ValueError):
+        dashboard.smooth([1.0], 1.0)
+
+
+def test_recorder_keeps_every_logged_step_and_the_live_figure_draws_them(tiny):
+    rec = dashboard.Recorder(*dashboard.probe_images(tiny))
+    train(_cfg(epochs=2, log_every=1), callbacks=[rec], dataset=tiny)
+    assert [s["step"] for s in rec.steps] == list(range(1, 9))  # 256 images / 64 = 4 steps a epoch
+    assert [s["epoch"] for s in rec.steps] == [1] * 4 + [2] * 4
+    fig = dashboard.live_figure(rec.steps, rec.history)
+    top, reward_ax, baseline_ax, entropy_ax = fig.axes
+    acc = top.get_lines()[0]
+    assert list(acc.get_xdata()) == [4, 8]
+    assert list(acc.get_ydata()) == pytest.approx([h["test_acc"] for h in rec.history])
+    assert top.get_title().endswith("after 2 epochs")
+    raw, smoothed = reward_ax.get_lines()
+    rewards = [s["reward"] for s in rec.steps]
+    assert list(raw.get_ydata()) == pytest.approx(rewards)
+    assert list(smoothed.get_ydata()) == pytest.approx(list(dashboard.smooth(rewards)))
+    assert list(entropy_ax.get_lines()[0].get_ydata()) == pytest.approx([s["entropy"] for s in rec.steps])
+    # before the first epoch ends: the step curves, and a note where the accuracy will be
+    early = dashboard.live_figure(rec.steps[:1], [])
+    assert early.axes[0].get_lines() == [] and len(early.axes[1].get_lines()) == 2
+    # cross-entropy measures no baseline: said so, not drawn as zeros
+    xent = dashboard.Recorder(*dashboard.probe_images(tiny))
+    train(_cfg(epochs=1, objective="xent", log_every=1), callbacks=[xent], dataset=tiny)
+    ax = dashboard.live_figure(xent.steps, xent.history).axes[2]
+    assert ax.get_lines() == [] and "not measured" in ax.texts[0].get_text()
+
+
+def test_panel_shows_no_empty_image_and_draws_from_the_first_step(tiny, tmp_path):
+    panel = dashboard.TrainingDashboard(tiny, base=_cfg(tmp_path, log_every=1), redraw_every=0.0)
+    # nothing to show yet: the images are hidden (an empty one is a broken-image icon)
+    assert panel.curves.value == b"" and panel.curves.layout.display == "none"
+    assert panel.policy.layout.display == "none"
+    assert panel.status_text.startswith("ready")
+    drawn = []
+
+    def watch(event):
+        if event["event"] == "step" and event["step"] == 1:
+            drawn.append(panel.curves.value)  # after the panel's own callback ran
+
+    cfg = panel.config()
+    panel.recorder = dashboard.Recorder(*dashboard.probe_images(tiny))
+    train(cfg, callbacks=[panel.recorder, lambda e: panel._on_event(e, 0.0, 8), watch], dataset=tiny)
+    assert drawn and drawn[0][:8] == b"\x89PNG\r\n\x1a\n"  # drawn at step 1, before any epoch
+    assert panel.curves.layout.display is None and panel.policy.layout.display is None
+
+
+def test_train_again_resets_the_progress_bar(tiny, tmp_path):
+    panel = dashboard.TrainingDashboard(tiny, base=_cfg(tmp_path))
+    panel.epochs.value = 1
+    panel.run()
+    assert panel.progress.value == 1.0
+    panel.epochs.value = 100
+    panel.start()
+    assert panel.progress.value < 0.05  # back to the start (a few steps may have run)
+    panel.stop()
+    panel._thread.join(timeout=60)
+    assert panel.summary["status"] == "stopped"
+
+
+def test_status_line_keeps_the_whole_folder_name_and_counts_right(tiny, tmp_path):
+    panel = dashboard.TrainingDashboard(tiny, base=_cfg(tmp_path))
+    panel.run_dir = "runs/live/" + "a-very-long-folder-name-" * 6 + "<end>"
+    s = {"status": "finished", "test_acc": 0.5, "epochs": 1, "step": 4, "wall_time": 3.2}
+    assert panel.describe(s) == f"finished: test accuracy 0.500 after 1 epoch (3 s); saved in {panel.run_dir}"
+    assert "after 2 epochs" in panel.describe({**s, "epochs": 2})
+    stopped = panel.describe({**s, "status": "stopped", "test_acc": None, "step": 1})
+    assert stopped.startswith("stopped after 1 step, before") and "resumable" in stopped
+    panel._set_status(panel.describe(s))
+    assert "&lt;end&gt;" in panel.status.value  # the whole name, escaped, in a wrapping line
+    assert "white-space:normal" in panel.status.value
 
 
 def test_results_summary_matches_the_runs(tiny, tmp_path):

@@ -142,3 +142,49 @@ def test_static_frames_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("PGVIZ_STATIC_FRAMES", "0")
     bundle = f._repr_mimebundle_()
     assert "text/html" not in bundle and WIDGET_VIEW in bundle
+
+
+def test_static_sliders_are_labelled_and_the_image_says_what_it_shows():
+    def draw(fig, p, b):
+        ax = fig.add_subplot()
+        ax.bar(["horse", "dog"], [p, 1 - p])
+        ax.set(title="policy", xlabel="action", ylabel="probability")
+
+    f = interactive(draw, {"p": Control([0.2, 0.4], value=0.4, label="P(horse)"), "b": [0.5]},
+                    title="A policy")
+    html = f.to_html()
+    uid = re.search(r'class="pgviz-frames"', html) and re.search(r'id="(pgviz-[0-9a-f]+)"', html).group(1)
+    # a visible <label> for the range input; the single-value control is plain text
+    assert f'<label for="{uid}-s0" style="min-width:9em">P(horse)</label>' in html
+    assert f'<label for="{uid}-s1"' not in html and '<span style="min-width:9em">b</span>' in html
+    assert 'aria-valuetext="0.40"' in html
+    want = ('Figure: A policy. Panel \u201cpolicy\u201d (x: action, y: probability). '
+            'Shown for P(horse) = 0.40, b = 0.50.')
+    assert f.alt_text() == want
+    assert f'alt="{want}"' in html
+    data = json.loads(re.search(r'type="application/json"[^>]*>(.*?)</script>', html, re.S).group(1))
+    assert data["alt"] == want.split(" Shown for")[0]  # the script appends the values it shows
+    # an explicit alt wins; the values are still appended
+    g = interactive(lambda fig, p: draw(fig, p, 0), {"p": [0.2, 0.4]},
+                    alt="Bars of P(horse) and P(dog).")
+    assert g.alt_text() == "Bars of P(horse) and P(dog). Shown for p = 0.20."
+
+
+def test_describe_figure_counts_pictures_and_reads_labels():
+    from matplotlib.figure import Figure
+
+    from pgviz.widgets import describe_figure
+
+    fig = Figure()
+    a, b = fig.subplots(1, 2)
+    a.imshow([[0, 1], [1, 0]])
+    a.set_axis_off()
+    b.plot([0, 1])
+    b.set_ylabel("reward")
+    fig.suptitle("Horse\nand policy")
+    assert describe_figure(fig) == ("Figure: Horse and policy. Panel with y: reward. "
+                                    "1 unlabelled panel (pictures).")
+
+
+def test_live_widget_is_marked_for_the_jupyterlab_test():
+    assert "pgviz-live" in bars(0.6, None).widget._dom_classes

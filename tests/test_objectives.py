@@ -1,0 +1,243 @@
+"""The gap chapter's objectives: pg-exact, rloo (with group norm) and the value function."""
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from pgviz import estimator as E
+from pgviz import objectives as O
+from pgviz.training import ConfigError, TrainConfig
+
+A = 5  # actions in the small synthetic problems
+
+
+def _net(seed, in_dim=6, hidden=8, n=A):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.Tanh(), nn.Linear(hidden, n + 1)).double()
+
+
+def _batch(seed, b=7, in_dim=6, n=A):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, in_dim, generator=g, dtype=torch.float64), torch.randint(0, n, (b,), generator=g)
+
+
+def _no_v(out):
+    """The outputs with the V column detached: a loss then backpropagates its policy part only."""
+    return torch.cat([out[:, :-1], out[:, -1:].detach()], 1)
+
+
+def _param_grad(net, loss):
+    return torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(net.parameters()))])
+
+
+# --- pg-exact ----------------------------------------------------------------
+def test_pg_exact_logit_gradient_is_exact_gradient():
+    """d policy_loss / d z = -exact_gradient / B, row by row (eq:exact-pg)."""
+    x, y = _batch(0)
+    z = (torch.randn(7, A + 1, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+         ).requires_grad_()
+    r = E.pg_exact_loss(z, y, entropy_weight=0.0)
+    (gz,) = torch.autograd.grad(r.loss, z)
+    for i in range(len(y)):
+        rewards = (torch.arange(A) == y[i]).double()
+        expect = -E.exact_gradient(z[i, :-1].detach(), rewards) / len(y)
+        torch.testing.assert_close(gz[i, :-1], expect, rtol=1e-12, atol=1e-14)
+    # the V column: BCE towards pi_y, d / d v = (sigmoid(v) - pi_y) / B
+    pi_y = torch.softmax(z[:, :-1].detach(), 1).gather(1, y[:, None]).squeeze(1)
+    torch.testing.assert_close(gz[:, -1], (torch.sigmoid(z[:, -1].detach()) - pi_y) / len(y))
+    # and it is pi_y (onehot(y) - pi) in closed form
+    pi = torch.softmax(z[:, :-1].detach(), 1)
+    pi_y = pi.gather(1, y[:, None])
+    onehot = torch.nn.functional.one_hot(y, A).double()
+    torch.testing.assert_close(gz[:, :-1], -(pi_y * (onehot - pi)) / len(y), rtol=1e-12, atol=1e-14)
+
+
+def test_pg_exact_parameter_gradient_equals_expected_reward_gradient_and_weighted_xent():
+    net = _net(2)
+    x, y = _batch(3)
+    out = net(x)
+    r = E.pg_exact_loss(_no_v(out), y, entropy_weight=0.0)
+    g_pg = _param_grad(net, r.loss)
+    g_exact = _param_grad(net, -E.expected_reward(net(x), y))  # autograd of sum_a pi_a R_a
+    torch.testing.assert_close(g_pg, g_exact, rtol=1e-10, atol=1e-13)
+    # = cross-entropy weighted by the detached pi_y
+    out = net(x)
+    logp = torch.log_softmax(out[:, :-1], 1).gather(1, y[:, None]).squeeze(1)
+    xent_w = (torch.nn.functional.cross_entropy(out[:, :-1], y, reduction="none") * logp.exp().detach()).mean()
+    torch.testing.assert_close(g_pg, _param_grad(net, xent_w), rtol=1e-10, atol=1e-13)
+    # and its reward statistic is the expected reward, its V head trains towards pi_y
+    assert r.rewards.mean().item() == pytest.approx(E.expected_reward(out.detach(), y).item(), rel=1e-12)
+
+
+def test_pg_exact_objective_step_stats():
+    out = torch.zeros(4, A + 1)
+    y = torch.tensor([0, 1, 2, 3])
+    loss, stats = O.objective_step("pg-exact", out, y, entropy_weight=0.0)
+    s = dict(zip(O.STAT_NAMES, stats.tolist()))
+    assert s["reward"] == pytest.approx(1 / A)  # uniform policy: pi_y = 1/5
+    assert s["policy_loss"] == pytest.approx(-(1 / A) * math.log(1 / A))
+    assert s["baseline"] == pytest.approx(0.5)
+    assert s["baseline_loss"] == pytest.approx(-(0.2 * math.log(0.5) + 0.8 * math.log(0.5)))
+
+
+# --- rloo ----------------------------------------------------------------------
+def test_rloo_advantages_leave_one_out():
+    r = torch.tensor([[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    adv = E.rloo_advantages(r)
+    torch.testing.assert_close(adv[0], torch.tensor([1.0, -1 / 3, -1 / 3, -1 / 3]))
+    torch.testing.assert_close(adv[1], torch.tensor([2 / 3, 2 / 3, -2 / 3, -2 / 3]))
+    assert adv[2].abs().max().item() == 0.0
+    # explicit leave-one-out means agree
+    for row, a in zip(r, adv):
+        for k in range(4):
+            others = torch.cat([row[:k], row[k + 1:]])
+            assert a[k].item() == pytest.approx(row[k].item() - others.mean().item())
+
+
+def test_group_norm_divides_by_group_std():
+    r = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    adv = E.rloo_advantages(r, group_norm=True, eps=1e-4)
+    std = r[0].std().item()  # sqrt(1/4 * ... ) unbiased: 0.5
+    assert std == pytest.approx(0.5)
+    torch.testing.assert_close(adv[0], E.rloo_advantages(r)[0] / (0.5 + 1e-4))
+    assert adv[1].abs().max().item() == 0.0  # an all-equal group gives no signal, no NaN
+    with pytest.raises(ValueError):
+        E.rloo_advantages(torch.ones(3, 1))
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_rloo_unbiased_exactly_over_all_tuples(k):
+    logits = torch.tensor([0.3, -0.2, 1.1, 0.0], dtype=torch.float64)
+    rewards = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    mean, var = E.rloo_exact_moments(logits, rewards, k)
+    torch.testing.assert_close(mean, E.exact_gradient(logits, rewards), rtol=1e-12, atol=1e-14)
+    # a graded (non 0/1) reward too
+    graded = torch.tensor([0.5, -1.0, 2.0, 0.25], dtype=torch.float64)
+    mean, _ = E.rloo_exact_moments(logits, graded, k)
+    torch.testing.assert_close(mean, E.exact_gradient(logits, graded), rtol=1e-12, atol=1e-14)
+
+
+def test_rloo_variance_below_one_sample_estimator():
+    logits = torch.tensor([0.3, -0.2, 1.1, 0.0], dtype=torch.float64)
+    rewards = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    one = E.exact_variance(logits, rewards, 0.0).item()
+    best_constant = E.exact_variance(logits, rewards, E.optimal_baseline(logits, rewards)).item()
+    vs = [E.rloo_exact_moments(logits, rewards, k)[1].item() for k in (2, 3, 4)]
+    assert vs[0] < one  # K = 2 beats one sample without a baseline (0.128 < 0.152 here)
+    assert vs[0] > vs[1] > vs[2] > 0  # and more samples keep helping
+    # ... but an oracle per-image constant b* with K independent samples does better still:
+    # the leave-one-out baseline is itself estimated from K - 1 noisy rewards
+    for k, v in zip((2, 3, 4), vs):
+        assert v > best_constant / k
+    assert vs == pytest.approx([0.128243119, 0.059271247, 0.037897394], rel=1e-8)
+    # K = 2 in closed form: (R1 - R2)^2 / 4 |(e_a1 - e_a2)|^2 / ... checked by brute force below
+    pi = torch.softmax(logits, 0)
+    tot, m2 = torch.zeros(4, dtype=torch.float64), 0.0
+    for a, b in itertools.product(range(4), repeat=2):
+        e = torch.eye(4, dtype=torch.float64)
+        est = 0.5 * ((rewards[a] - rewards[b]) * (e[a] - pi) + (rewards[b] - rewards[a]) * (e[b] - pi))
+        tot += pi[a] * pi[b] * est
+        m2 += (pi[a] * pi[b] * (est * est).sum()).item()
+    assert m2 - (tot * tot).sum().item() == pytest.approx(vs[0], rel=1e-12)
+
+
+def test_rloo_monte_carlo_matches_exact_moments():
+    """Monte Carlo, n = 200000 estimates: the mean lies within 5 standard errors of exact."""
+    logits = torch.tensor([0.3, -0.2, 1.1, 0.0, -1.0], dtype=torch.float64)
+    rewards = torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    n = 200_000
+    est = E.rloo_estimates(logits, rewards, 4, n, generator=torch.Generator().manual_seed(0))
+    se = est.std(0) / math.sqrt(n)
+    err = (est.mean(0) - E.exact_gradient(logits, rewards)).abs()
+    assert (err < 5 * se + 1e-12).all()
+    exact_var = E.exact_variance(logits, rewards, 0.0).item()
+    assert est.var(0).sum().item() < exact_var
+
+
+def test_rloo_loss_logit_gradient_matches_formula():
+    z = torch.randn(3, A + 1, dtype=torch.float64, generator=torch.Generator().manual_seed(5)).requires_grad_()
+    y = torch.tensor([0, 2, 4])
+    actions = torch.tensor([[0, 1, 0], [3, 3, 2], [1, 1, 1]])
+    r = E.rloo_loss(_no_v(z), y, samples=3, actions=actions, entropy_weight=0.0)
+    (gz,) = torch.autograd.grad(r.loss, z)
+    pi = torch.softmax(z[:, :-1].detach(), 1)
+    rew = (actions == y[:, None]).double()
+    adv = E.rloo_advantages(rew)
+    expect = -(adv[..., None] * (torch.nn.functional.one_hot(actions, A).double() - pi[:, None])).mean(1) / 3
+    torch.testing.assert_close(gz[:, :-1], expect, rtol=1e-12, atol=1e-14)
+    assert r.rewards.tolist() == [[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+
+
+def test_rloo_k1_refused():
+    with pytest.raises(ValueError, match="samples >= 2"):
+        E.rloo_loss(torch.zeros(2, A + 1), torch.tensor([0, 1]), samples=1)
+    with pytest.raises(ConfigError, match="rloo needs --samples K >= 2"):
+        TrainConfig(objective="rloo", samples=1).validate()
+    with pytest.raises(ConfigError, match="applies to --objective rloo only"):
+        TrainConfig(objective="pg", samples=4).validate()
+    with pytest.raises(ConfigError, match="--group-norm applies"):
+        TrainConfig(objective="xent", group_norm=True).validate()
+    TrainConfig(objective="rloo", samples=2, group_norm=True).validate()
+
+
+def test_rloo_objective_step_stats_and_determinism():
+    out = torch.zeros(64, A + 1)
+    y = torch.zeros(64, dtype=torch.long)
+    l1, s1 = O.objective_step("rloo", out, y, samples=4, generator=torch.Generator().manual_seed(0))
+    l2, s2 = O.objective_step("rloo", out, y, samples=4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(s1, s2)
+    s = dict(zip(O.STAT_NAMES, s1.tolist()))
+    assert 0.1 < s["reward"] < 0.3  # 256 draws of a uniform 1-in-5 guess
+    assert s["baseline"] == pytest.approx(0.5)
+
+
+# --- the value function ----------------------------------------------------------
+def test_value_loss_trains_only_the_taken_action():
+    z = torch.zeros(2, A + 1, requires_grad=True)
+    y = torch.tensor([1, 3])
+    r = E.value_loss(z, y, actions=torch.tensor([1, 0]))
+    assert r.rewards.tolist() == [1.0, 0.0]
+    assert r.loss.item() == pytest.approx(math.log(2))  # sigmoid(0) = 1/2 for both
+    (gz,) = torch.autograd.grad(r.loss, z)
+    expect = torch.zeros(2, A + 1)
+    expect[0, 1] = (0.5 - 1.0) / 2  # d BCE / d logit = sigmoid - R, mean over 2
+    expect[1, 0] = (0.5 - 0.0) / 2
+    torch.testing.assert_close(gz, expect)
+
+
+def test_value_policy_is_epsilon_greedy():
+    z = torch.zeros(4000, A + 1)
+    z[:, 2] = 5.0  # action 2 looks best everywhere
+    y = torch.full((4000,), 2)
+    g = torch.Generator().manual_seed(0)
+    greedy = E.value_loss(z, y, epsilon=0.0, generator=g)
+    assert (greedy.actions == 2).all()
+    eps = E.value_loss(z, y, epsilon=0.2, generator=g)
+    share = (eps.actions != 2).float().mean().item()
+    assert share == pytest.approx(0.2 * (A - 1) / A, abs=0.02)  # explore, then miss 4 of 5 times
+    loss, stats = O.objective_step("value", z, y, epsilon=0.2, generator=g)
+    s = dict(zip(O.STAT_NAMES, stats.tolist()))
+    assert s["train_acc"] == 1.0 and math.isnan(s["entropy"]) and math.isnan(s["baseline"])
+    with pytest.raises(ConfigError, match="epsilon"):
+        TrainConfig(objective="value", epsilon=1.5).validate()
+
+
+def test_every_objective_has_stat_coverage_and_queries():
+    assert set(O._NOT_MEASURED) == set(O.OBJECTIVES)
+    for name in O.OBJECTIVES:
+        assert set(O._NOT_MEASURED[name]) <= set(O.STAT_NAMES)
+    assert O.reward_queries("rloo", 8) == 8 and O.reward_queries("pg") == 1
+    assert O.reward_queries("pg-exact") == 10 and O.reward_queries("xent") is None
+
+
+@pytest.mark.parametrize("objective,extra", [("pg-exact", {}), ("rloo", {"samples": 2}),
+                                             ("rloo", {"samples": 3, "group_norm": True}), ("value", {})])
+def test_new_objectives_train_on_synthetic(objective, extra):
+    from pgviz.data import load_dataset
+    from pgviz.training import train
+
+    ds = load_dataset("synthetic")
+    s = train(TrainConfig(objective=objective, epochs=1, batch_size=64, progress=False, **extra), dataset=ds)
+    assert s["status"] == "finished" and s["objective"] == objective and s["step"] > 0
