@@ -829,9 +829,10 @@ class Table:
         import html
 
         esc = lambda x: html.escape(str(x))  # noqa: E731
-        pad = 'style="padding:0.15em 0.8em;white-space:nowrap"'  # "74.3 ± 1.2 %" on one line
+        pad = 'style="padding:0.15em 0.5em"'
+        cell = 'style="padding:0.15em 0.5em;white-space:nowrap"'  # "74.3 ± 1.2 %" on one line
         head = "".join(f"<th {pad}>{esc(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td {pad}>{esc(v)}</td>" for v in r) + "</tr>"
+        body = "".join("<tr>" + "".join(f"<td {cell}>{esc(v)}</td>" for v in r) + "</tr>"
                        for r in self.rows)
         return (f'<table class="table pgviz-table" style="text-align:right">'
                 f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
