@@ -113,6 +113,11 @@ def test_running_mean_and_convergence():
     ax = plots.running_mean([1, 0, 1, 1], expected=0.75, sd=0.43)
     assert ax.lines[0].get_ydata().tolist() == [1.0, 0.5, 2 / 3, 0.75]
     assert len(ax.lines) == 4  # average, expected value, two band edges
+    # the band is expected +- sd / sqrt(n): one standard error of an n-sample mean
+    n = np.arange(1, 5)
+    assert np.allclose(ax.lines[2].get_ydata(), 0.75 + 0.43 / np.sqrt(n))
+    assert np.allclose(ax.lines[3].get_ydata(), 0.75 - 0.43 / np.sqrt(n))
+    assert ax.lines[2].get_xdata().tolist() == n.tolist()
     ax = plots.convergence([1, 4, 16], [1.0, 0.5, 0.25])
     fitted = ax.lines[1].get_ydata()
     assert np.allclose(fitted, [1.0, 0.5, 0.25])  # exactly 1/sqrt(n): c = 1
