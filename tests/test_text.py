@@ -200,10 +200,10 @@ GLOSSARY_TERMS = ("action", "reward", "policy", "expectation", "network", "logit
 
 
 def test_glossary_has_the_terms_and_notation():
-    have = anchors(BOOK / "glossary.md")
+    have = anchors(BOOK / "glossary.ipynb")
     missing = [t for t in GLOSSARY_TERMS if t not in have]
-    assert not missing, f"book/glossary.md has no heading for {missing}"
-    text = (BOOK / "glossary.md").read_text(encoding="utf-8")
+    assert not missing, f"book/glossary.ipynb has no heading for {missing}"
+    text = markdown(BOOK / "glossary.ipynb")
     assert r"| $\theta$ |" in text, "the notation table must explain theta"
 
 
@@ -211,11 +211,11 @@ def test_glossary_has_the_terms_and_notation():
 def test_no_glossary_directive_or_term_role(path):
     text = markdown(path)
     assert "{glossary}" not in text and "{term}" not in text, \
-        f"{path.name}: {{glossary}}/{{term}} break in JupyterLab; use glossary.md#term links"
+        f"{path.name}: {{glossary}}/{{term}} break in JupyterLab; use glossary.ipynb#term links"
 
 
 def test_chapters_link_the_glossary():
-    linking = [p.name for p in CHAPTERS if "glossary.md#" in markdown(p)]
+    linking = [p.name for p in CHAPTERS if "glossary.ipynb#" in markdown(p)]
     assert len(linking) >= 6, f"only {linking} link terms to the glossary"
 
 
@@ -338,7 +338,7 @@ def test_comparison_table_cells_do_not_wrap():
            "test_acc_min": 0.732, "test_acc_max": 0.755, "wall_time_mean": 171.0}
     html = results.comparison_table([row])._repr_html_()
     assert "74.3 ± 1.2 %" in html
-    cells = re.findall(r"<t[dh] ([^>]*)>", html)
+    cells = re.findall(r"<td ([^>]*)>", html)
     assert cells and all("white-space:nowrap" in c for c in cells), cells
 
 
