@@ -1,8 +1,16 @@
 """``pgviz`` / ``python -m pgviz``: train, eval, probe, bench.
 
-Every command prints one JSON line on stdout when it succeeds.  Bad input exits with
-code 2 and one line on stderr (no traceback); a diverged run exits 1; Ctrl-C during
-training saves a resumable checkpoint, prints the summary and exits 130.
+Every command prints one JSON line on stdout when it succeeds (strict JSON: never a
+``NaN`` token).  Exit codes, each failure with one line on stderr and no traceback:
+
+* 0   success;
+* 1   the run diverged (a loss or weight stopped being finite); the last good
+      checkpoint is kept;
+* 2   bad input: arguments, data, a checkpoint, an ``--out`` that cannot be written or
+      that another run is using (nothing was changed);
+* 3   a write failed during training (disk full, folder removed); the previous
+      checkpoint is kept;
+* 130 Ctrl-C, 143 SIGTERM: training saves a resumable checkpoint and prints the summary.
 """
 from __future__ import annotations
 
@@ -21,7 +29,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 1
+EXIT_WRITE_FAILED = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 class UsageError(Exception):
@@ -72,7 +82,8 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", default=None, help="download/cache directory for cifar10 (default ~/.cache/pgviz)")
     t.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     t.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt up to --epochs in total")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--quiet", action="store_true",
+                   help="no progress (a bar on a terminal, else a plain line every 10 s)")
 
     e = sub.add_parser("eval", help="accuracy of a checkpoint on a data set (all images of an .npz)")
     e.add_argument("--checkpoint", required=True)
@@ -80,6 +91,8 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     e.add_argument("--data-dir", default=None)
     e.add_argument("--batch-size", type=int, default=1000)
+    e.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="auto (default) evaluates in fp32 on every machine; bf16: autocast")
 
     q = sub.add_parser("probe", help="gradient noise of the policy-gradient estimators for a checkpoint")
     q.add_argument("--checkpoint", required=True)
@@ -109,23 +122,32 @@ _RUN_SETTINGS = ("objective", "data", "batch_size", "lr", "entropy_weight", "see
 
 
 def _cmd_train(args) -> int:
-    from .training import TrainConfig, TrainingDiverged, load_checkpoint, train
+    from .training import OutputError, TrainConfig, TrainingDiverged, load_checkpoint, train
+
+    from .data import canonical_source
 
     out = Path(args.out)
     ckpt_path = out / "checkpoint.pt"
     given = {k: getattr(args, k) for k in _RUN_SETTINGS if getattr(args, k) is not None}
-    if ckpt_path.exists() and not args.resume:
-        raise UsageError(f"{ckpt_path} already exists; pass --resume to continue it, or choose another --out")
+    if "data" in given:
+        given["data"] = canonical_source(given["data"])
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
+    if ckpt_path.exists() and not args.resume:
+        raise UsageError(f"{ckpt_path} already exists; pass --resume to continue it, or choose another --out")
     if args.resume and ckpt_path.exists():
         saved = load_checkpoint(ckpt_path)["config"]
         for k, v in given.items():
-            if saved.get(k) != v:
+            old = saved.get(k)
+            if k == "data" and isinstance(old, str):
+                old = canonical_source(old)
+            if old != v:
                 raise UsageError(f"--{k.replace('_', '-')} {v} differs from the checkpoint's {saved.get(k)!r}; "
-                                 f"a resumed run keeps its settings (only --epochs and --device may change)")
-        epochs = args.epochs if args.epochs is not None else saved["epochs"]
-        config = TrainConfig.from_dict({**saved, "epochs": epochs})
+                                 f"a resumed run keeps its settings (only --epochs, --device and --precision "
+                                 f"may change)")
+        config = TrainConfig.from_dict(saved)
+        if args.epochs is not None:
+            config.epochs = args.epochs
     else:
         config = TrainConfig(**given)
         if args.epochs is not None:
@@ -149,13 +171,16 @@ def _cmd_train(args) -> int:
     try:
         summary = train(config, callbacks, resume=args.resume)
     except TrainingDiverged as exc:
-        print(f"pgviz: error: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_DIVERGED
-    print(json.dumps(summary), flush=True)
+    except OutputError as exc:
+        _error(exc)
+        return EXIT_WRITE_FAILED
+    print(json.dumps(summary, allow_nan=False), flush=True)
     if summary["status"] != "finished":
-        print(f"pgviz: interrupted after {summary['step']} steps; saved {ckpt_path} "
+        print(f"pgviz: {summary['status']} after {summary['step']} steps; saved {ckpt_path} "
               f"(continue with: pgviz train --out {out} --resume)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if summary["status"] == "terminated" else EXIT_INTERRUPTED
     return 0
 
 
@@ -163,7 +188,7 @@ def _cmd_eval(args) -> int:
     import torch
 
     from .data import DataError, default_source, load_eval_set
-    from .training import evaluate, load_checkpoint, model_from_checkpoint, pick_device
+    from .training import check_input_size, evaluate, load_checkpoint, model_from_checkpoint, pick_device
 
     if args.batch_size < 1:
         raise UsageError(f"batch size must be >= 1, got {args.batch_size}")
@@ -173,12 +198,16 @@ def _cmd_eval(args) -> int:
     images, labels, _ = load_eval_set(args.data, data_dir=args.data_dir)
     if int(labels.max()) >= ckpt["n_classes"]:
         raise DataError(f"labels go up to {int(labels.max())} but the checkpoint has {ckpt['n_classes']} classes")
+    check_input_size(model, images, ckpt["config"]["model"])
     with torch.inference_mode():
-        result = evaluate(model, images, labels, batch_size=args.batch_size, device=device)
+        result = evaluate(model, images, labels, batch_size=args.batch_size, device=device,
+                          precision=args.precision)
     result.update({"checkpoint": str(args.checkpoint), "data": args.data or default_source(),
                    "objective": ckpt["config"]["objective"], "model": ckpt["config"]["model"],
-                   "epochs": ckpt["epoch"]})
-    print(json.dumps(result), flush=True)
+                   "epochs": ckpt["epoch"], "precision": "bf16" if args.precision == "bf16" else "fp32"})
+    if not all(math.isfinite(v) for v in result.values() if isinstance(v, float)):
+        raise DataError("the evaluation gave a non-finite number (the network's outputs are not finite)")
+    print(json.dumps(result, allow_nan=False), flush=True)
     return 0
 
 
@@ -225,21 +254,35 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _error(exc) -> None:
+    msg = " ".join(str(exc).split())  # always one line
+    print(f"pgviz: error: {msg}", file=sys.stderr)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:  # Ctrl-C at any moment, even while torch is being imported: one line, exit 130
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("pgviz: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv) -> int:
+    args = None
+    try:
+        args = _build_parser().parse_args(argv)
+    except UsageError as exc:
+        _error(exc)
+        return EXIT_BAD_INPUT
     from .data import DataError
     from .training import CheckpointError, ConfigError
 
     try:
-        args = _build_parser().parse_args(argv)
         return {"train": _cmd_train, "eval": _cmd_eval, "probe": _cmd_probe,
                 "bench": _cmd_bench}[args.command](args)
     except (UsageError, ConfigError, DataError, CheckpointError) as exc:
-        msg = " ".join(str(exc).split())  # always one line
-        print(f"pgviz: error: {msg}", file=sys.stderr)
+        _error(exc)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("pgviz: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

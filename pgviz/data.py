@@ -16,7 +16,9 @@ normalisation run on whole batches there.  No per-image Python work.
 """
 from __future__ import annotations
 
+import hashlib
 import os
+import socket
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,8 @@ import torch
 
 __all__ = [
     "CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "DataError", "Dataset", "DeviceLoader",
-    "augment", "default_cache_dir", "default_source", "example_image", "horse_image",
+    "augment", "canonical_source", "default_cache_dir", "default_source", "example_image", "fingerprint",
+    "horse_image",
     "load_cifar10", "load_dataset", "load_eval_set", "load_npz", "make_synthetic", "normalize",
 ]
 
@@ -79,6 +82,32 @@ def default_source() -> str:
     return os.environ.get("PGVIZ_DATA", "").strip() or "cifar10"
 
 
+def canonical_source(source: str) -> str:
+    """The name a run records for ``source``: ``cifar10`` and ``synthetic`` as they are
+    (the keywords win over files of that name), anything else as an absolute path, so that
+    ``./x.npz`` and ``x.npz`` are one source and ``./synthetic`` is a file, not the keyword."""
+    source = str(source).strip()
+    if source in ("cifar10", "synthetic"):
+        return source
+    return str(Path(source).expanduser().absolute())
+
+
+def fingerprint(ds: "Dataset") -> str:
+    """A hash of a data set's images, labels and class names (hex): resuming a run on other
+    data is refused by comparing it (:mod:`pgviz.training`)."""
+    h = hashlib.blake2b(digest_size=16)
+    for t in (ds.train_images, ds.train_labels, ds.test_images, ds.test_labels):
+        t = t.contiguous().cpu()
+        h.update(str((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.numpy().tobytes())
+    h.update("\n".join(map(str, ds.label_names)).encode())
+    return h.hexdigest()
+
+
+#: Seconds a CIFAR-10 download may wait for the network (``$PGVIZ_DOWNLOAD_TIMEOUT``).
+DOWNLOAD_TIMEOUT = 30.0
+
+
 def default_cache_dir() -> Path:
     """Where ``cifar10`` is downloaded: ``$PGVIZ_CACHE`` or ``~/.cache/pgviz``."""
     env = os.environ.get("PGVIZ_CACHE", "").strip()
@@ -96,7 +125,7 @@ def load_dataset(source: Optional[str] = None, *, data_dir=None, download: bool 
         return load_cifar10(data_dir, download=download)
     if source == "synthetic":
         return make_synthetic()
-    if source.endswith(".npz") or os.path.exists(source):
+    if source.endswith(".npz") or os.path.exists(source) or os.sep in source or "/" in source:
         return load_npz(source)
     raise DataError(f"unknown data source {source!r}: use 'cifar10', 'synthetic' or a path to an .npz file")
 
@@ -117,19 +146,33 @@ def load_eval_set(source: Optional[str] = None, *, data_dir=None, download: bool
 
 
 def load_cifar10(root=None, *, download: bool = True) -> Dataset:
-    """CIFAR-10 through :class:`torchvision.datasets.CIFAR10` (50,000 train, 10,000 test)."""
+    """CIFAR-10 through :class:`torchvision.datasets.CIFAR10` (50,000 train, 10,000 test).
+
+    A download waits at most ``$PGVIZ_DOWNLOAD_TIMEOUT`` seconds (default 30) for each
+    network operation, so a network that never answers fails with a message, not a hang.
+    """
     from torchvision.datasets import CIFAR10
 
     root = Path(root).expanduser() if root is not None else default_cache_dir()
     try:
+        timeout = float(os.environ.get("PGVIZ_DOWNLOAD_TIMEOUT", "") or DOWNLOAD_TIMEOUT)
+    except ValueError:
+        raise DataError("PGVIZ_DOWNLOAD_TIMEOUT must be a number of seconds") from None
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)  # torchvision's urlopen calls take no timeout of their own
+    try:
         train = CIFAR10(str(root), train=True, download=download)
         test = CIFAR10(str(root), train=False, download=False)
-    except Exception as exc:  # URLError, checksum failure, missing files, ...
+    except Exception as exc:  # URLError, timeout, checksum failure, missing files, ...
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, (socket.timeout, TimeoutError)) or "timed out" in reason:
+            reason = f"the network did not answer within {timeout:g} s"
         raise DataError(
             f"CIFAR-10 is not available in {root} and could not be downloaded ({reason}); "
             f"offline, pass a local file instead: --data PATH.npz (or set PGVIZ_DATA=PATH.npz)"
         ) from None
+    finally:
+        socket.setdefaulttimeout(old_timeout)
     return Dataset(
         torch.from_numpy(np.ascontiguousarray(train.data)),
         torch.tensor(train.targets, dtype=torch.int64),
@@ -157,22 +200,28 @@ def _check_arrays(images, labels, what: str, path, n_classes: Optional[int]) -> 
     return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64))
 
 
+_NPZ_KEYS = ("images", "labels", "label_names", "test_images", "test_labels")
+
+
 def _read_npz(path):
     """Read and validate an ``.npz``: (images, labels, names, test_images, test_labels)."""
     path = str(path)
     if not os.path.exists(path):
         raise DataError(f"data file not found: {path}")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
+        with np.load(path, allow_pickle=False) as f:  # lazy: read only the arrays used
+            found = list(f.files)
+            arrays = {k: f[k] for k in _NPZ_KEYS if k in found}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npz file ({type(exc).__name__})") from None
     for key in ("images", "labels"):
         if key not in arrays:
-            raise DataError(f"{path}: missing array '{key}' (found: {', '.join(sorted(arrays)) or 'none'})")
+            raise DataError(f"{path}: missing array '{key}' (found: {', '.join(sorted(found)) or 'none'})")
     names = None
     if "label_names" in arrays:
         names = [str(n) for n in np.asarray(arrays["label_names"]).reshape(-1)]
+        if len(names) < 2:
+            raise DataError(f"{path}: 'label_names' must name at least 2 classes, found {len(names)}")
     n_classes = len(names) if names else None
     images, labels = _check_arrays(arrays["images"], arrays["labels"], "", path, n_classes)
     test_images = test_labels = None

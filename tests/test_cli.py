@@ -157,7 +157,7 @@ def test_bench_prints_the_three_rates(tmp_path):
     r = pgviz("bench", "--device", "cpu", "--batch-size", 16, "--steps", 1, "--repeats", 1)
     assert r.returncode == 0, r.stderr
     res = last_json(r.stdout)
-    assert set(res["images_per_second"]) == {"xent", "pg", "pg_two_backward"}
+    assert set(res["images_per_second"]) == {"xent", "pg", "pg_two_backward", "pg_exact", "rloo_4", "value"}
     assert all(v > 0 for v in res["images_per_second"].values())
     assert res["ratio_pg_vs_xent"] == pytest.approx(res["images_per_second"]["pg"] / res["images_per_second"]["xent"], rel=1e-2)
     assert res["ratio_pg_vs_two_backward"] > 0
@@ -178,3 +178,171 @@ def test_console_script_entry_point_is_declared():
     assert meta["project"]["scripts"]["pgviz"] == "pgviz.cli:main"
     from pgviz.cli import main
     assert main(["bench", "--batch-size", "0"]) == 2
+
+
+# ---------------------------------------------------------------------------
+# Issue 11: more bad input, exit codes, signals
+# ---------------------------------------------------------------------------
+def _crafted_checkpoint(path, **change):
+    from dataclasses import asdict
+
+    from pgviz.models import get_model
+    from pgviz.training import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, TrainConfig
+    cfg = asdict(TrainConfig(model=change.pop("model", "fast"), data="synthetic"))
+    ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": cfg, "n_classes": 10,
+            "model": get_model(cfg["model"], 10).state_dict(), "ema": None, "epoch": 1, "step": 1}
+    for k, v in change.items():
+        if v is None:
+            ckpt.pop(k)
+        elif k == "lr":
+            ckpt["config"]["lr"] = v
+        else:
+            ckpt[k] = v
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt, path)
+    return path
+
+
+def test_more_bad_input_exits_2_with_one_line(tmp_path, capfd, monkeypatch):
+    one_name = tmp_path / "one.npz"
+    np.savez(one_name, images=np.zeros((5, 32, 32, 3), np.uint8), labels=np.zeros(5, np.uint8),
+             label_names=np.array(["cat"]))
+    no_names = tmp_path / "none.npz"
+    np.savez(no_names, images=np.zeros((5, 32, 32, 3), np.uint8), labels=np.zeros(5, np.uint8),
+             label_names=np.array([], dtype="<U3"))
+    small = tmp_path / "small16.npz"
+    np.savez(small, images=np.random.default_rng(0).integers(0, 255, (20, 16, 16, 3), dtype=np.uint8),
+             labels=np.arange(20, dtype=np.uint8) % 10)
+    eleven = tmp_path / "eleven.npz"  # label 10 is valid for 11 names, not for a 10-class checkpoint
+    np.savez(eleven, images=np.zeros((11, 32, 32, 3), np.uint8), labels=np.arange(11, dtype=np.uint8),
+             label_names=np.array([f"c{i}" for i in range(11)]))
+    shallow = _crafted_checkpoint(tmp_path / "shallow.pt", model="shallow")
+    fast = _crafted_checkpoint(tmp_path / "fast.pt")
+    noconf = _crafted_checkpoint(tmp_path / "noconf" / "checkpoint.pt", config=None)
+    strlr = _crafted_checkpoint(tmp_path / "strlr" / "checkpoint.pt", lr="0.1")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    out = tmp_path / "o"
+    cases = {
+        "seed 2**63": (["train", "--seed", 2 ** 63, "--out", out], "seed"),
+        "one label name": (["train", "--data", one_name, "--out", out], "at least 2 classes"),
+        "no label names": (["train", "--data", no_names, "--out", out], "at least 2 classes"),
+        "16x16 shallow train": (["train", "--data", small, "--model", "shallow", "--out", out], "16x16"),
+        "16x16 shallow eval": (["eval", "--checkpoint", shallow, "--data", small], "16x16"),
+        "label == classes": (["eval", "--checkpoint", fast, "--data", eleven], "labels go up to 10"),
+        "ckpt without config": (["train", "--out", noconf.parent, "--resume"], "no config"),
+        "ckpt with str lr": (["train", "--out", strlr.parent, "--resume"], "learning rate"),
+        "out under a file": (["train", "--out", blocker / "run"], "cannot be written"),
+        "out is a file": (["train", "--out", blocker], "not a directory"),
+        "eval precision": (["eval", "--checkpoint", fast, "--precision", "fp16"], "precision"),
+    }
+    for name, (argv, match) in cases.items():
+        code, stdout, stderr = _main_in_process(capfd, monkeypatch, argv)
+        lines = stderr.strip().splitlines()
+        assert code == 2, (name, stderr)
+        assert len(lines) == 1 and lines[0].startswith("pgviz: error: ") and match in lines[0], (name, stderr)
+        assert stdout == "", name
+    assert not out.exists() or not (out / "checkpoint.pt").exists()
+
+
+def test_a_second_run_on_a_busy_out_is_refused(tmp_path, capfd, monkeypatch):
+    from pgviz.training import _OutputDir
+    with _OutputDir(tmp_path / "busy"):
+        code, stdout, stderr = _main_in_process(capfd, monkeypatch, ["train", "--out", tmp_path / "busy", "--quiet"])
+    assert code == 2 and "in use by another pgviz run" in stderr and len(stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "busy" / "metrics.jsonl").exists()
+
+
+def test_diverged_run_exits_1_and_eval_stays_valid_json(tmp_path, capfd, monkeypatch):
+    out = tmp_path / "d"
+    code, stdout, stderr = _main_in_process(capfd, monkeypatch, [
+        "train", "--data", "synthetic", "--out", out, "--epochs", 6, "--lr", "1e10", "--device", "cpu",
+        "--precision", "fp32", "--quiet"])
+    assert code == 1, stderr
+    assert len(stderr.strip().splitlines()) == 1 and "smaller --lr" in stderr
+    if (out / "checkpoint.pt").exists():  # the last good one: every tensor finite, eval prints JSON
+        code, stdout, stderr = _main_in_process(capfd, monkeypatch, [
+            "eval", "--checkpoint", out / "checkpoint.pt", "--data", "synthetic", "--device", "cpu"])
+        assert code == 0, stderr
+        json.loads(stdout, parse_constant=lambda c: pytest.fail(f"{c} in eval output"))
+
+
+def test_a_failed_write_exits_3_and_keeps_the_checkpoint(tmp_path, capfd, monkeypatch):
+    real, calls = torch.save, []
+
+    def full_disk(obj, f, *a, **k):
+        calls.append(f)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    out = tmp_path / "w"
+    code, stdout, stderr = _main_in_process(capfd, monkeypatch, [
+        "train", "--data", "synthetic", "--out", out, "--epochs", 3, "--device", "cpu", "--quiet"])
+    assert code == 3, stderr
+    assert len(stderr.strip().splitlines()) == 1 and "No space left" in stderr and "epoch 1" in stderr
+    from pgviz.training import load_checkpoint
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+
+
+def test_data_path_and_keyword_on_resume(tmp_path, capfd, monkeypatch):
+    out = tmp_path / "r"
+    code, _, stderr = _main_in_process(capfd, monkeypatch, [
+        "train", "--data", "synthetic", "--out", out, "--epochs", 1, "--device", "cpu", "--quiet"])
+    assert code == 0, stderr
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = _main_in_process(capfd, monkeypatch, [
+        "train", "--data", "./synthetic", "--out", out, "--epochs", 2, "--resume", "--quiet"])
+    assert code == 2 and "differs from the checkpoint's 'synthetic'" in stderr
+    code, _, stderr = _main_in_process(capfd, monkeypatch, ["train", "--data", "./synthetic", "--out", "x"])
+    assert code == 2 and "not found" in stderr  # a path, not the keyword
+
+
+def test_ctrl_c_while_importing_torch_is_one_line(capfd, monkeypatch):
+    """Ctrl-C during start-up (the heavy imports) must not print a traceback."""
+    import importlib.abc
+
+    class CtrlC(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "pgviz.data":
+                raise KeyboardInterrupt
+            return None
+
+    monkeypatch.delitem(sys.modules, "pgviz.data")
+    monkeypatch.delitem(sys.modules, "pgviz.training")
+    monkeypatch.delitem(sys.modules, "pgviz.models")
+    monkeypatch.setattr(sys, "meta_path", [CtrlC(), *sys.meta_path])
+    from pgviz.cli import main
+    capfd.readouterr()
+    assert main(["bench", "--steps", "1"]) == 130
+    assert capfd.readouterr().err == "pgviz: interrupted\n"
+
+
+def test_sigterm_saves_and_exits_143(tmp_path):
+    out = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "pgviz", "train", "--data", "synthetic", "--out", str(out),
+                          "--epochs", "50", "--batch-size", "64", "--device", "cpu", "--quiet"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 90
+    while time.time() < deadline and not (metrics.exists() and '"event": "step"' in metrics.read_text()):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 143, stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+    summary = last_json(stdout)
+    assert summary["status"] == "terminated" and summary["step"] >= 1
+    from pgviz.training import load_checkpoint
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == summary["step"]
+
+
+def test_eval_precision_is_reported(trained, tiny_npz):
+    out, _ = trained
+    r = pgviz("eval", "--checkpoint", out / "checkpoint.pt", "--data", tiny_npz, "--device", "cpu",
+              "--precision", "bf16")
+    assert r.returncode == 0, r.stderr
+    assert last_json(r.stdout)["precision"] == "bf16"
+    start = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert start["precision_used"] in ("fp32", "bf16") and start["precision"] == "auto"

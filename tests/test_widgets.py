@@ -144,6 +144,85 @@ def test_static_frames_can_be_switched_off(monkeypatch):
     assert "text/html" not in bundle and WIDGET_VIEW in bundle
 
 
+# ---------------------------------------------------------------------------
+# The static slider's JavaScript, run in node against a minimal DOM
+# ---------------------------------------------------------------------------
+_NODE_HARNESS = r"""
+const fs = require("fs");
+const spec = JSON.parse(fs.readFileSync(0, "utf8"));
+const els = {};
+const inputs = spec.inputs.map(a => {
+  const attrs = Object.assign({}, a);
+  const el = {value: a.value, listeners: {}, getAttribute: k => attrs[k],
+              setAttribute: (k, v) => { attrs[k] = String(v); },
+              addEventListener(t, f) { (this.listeners[t] = this.listeners[t] || []).push(f); }};
+  els[a.id] = el;
+  return el;
+});
+const root = {attrs: {}, setAttribute(k, v) { this.attrs[k] = v; },
+              querySelectorAll: () => inputs};
+els[spec.root] = root;
+els[spec.root + "-img"] = {src: "", alt: ""};
+els[spec.root + "-data"] = {textContent: spec.data};
+spec.inputs.forEach((a, k) => { els[spec.root + "-v" + k] = {textContent: ""}; });
+global.document = {getElementById: id => els[id]};
+eval(spec.script);
+const out = [];
+for (const combo of spec.combos) {
+  combo.forEach((v, k) => { inputs[k].value = String(v); });
+  const k = combo.length - 1;
+  inputs[k].listeners["input"].forEach(f => f());
+  out.push({frame: root.attrs["data-frame"], src: els[spec.root + "-img"].src,
+            labels: spec.inputs.map((a, j) => els[spec.root + "-v" + j].textContent)});
+}
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def test_static_slider_javascript_maps_every_value_to_its_frame():
+    """Every combination of slider positions shows the frame rendered for those values
+    (run the page's own script in node), and each slider's max is its last index."""
+    import html as htmllib
+    import itertools
+    import shutil
+    import subprocess
+
+    from pgviz.widgets import _shrink_png
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    # three controls of different lengths: a wrong stride or an off-by-one shows up
+    f = interactive(lambda fig, p, b, c: (fig.add_subplot().bar(["x", "y"], [p, b + c])),
+                    {"p": [0.2, 0.4, 0.6], "b": [0.0, 0.1], "c": [0.0, 0.3, 0.5, 0.7]})
+    page = f.to_html()
+    root = re.search(r'<div id="([^"]+)" class="pgviz-frames"', page).group(1)
+    inputs = []
+    for tag in re.findall(r"<input [^>]*>", page):
+        attrs = {k: htmllib.unescape(v) for k, v in re.findall(r'([\w-]+)="([^"]*)"', tag)}
+        inputs.append(attrs)
+    names = list(f.controls)
+    sizes = [len(f.controls[n].values) for n in names]
+    assert [int(a["max"]) for a in inputs] == [n - 1 for n in sizes]
+    assert [int(a["min"]) for a in inputs] == [0, 0, 0]
+    data = htmllib.unescape(re.search(r'<script type="application/json" id="[^"]+">(.*?)</script>',
+                                      page, re.S).group(1))
+    script = re.findall(r"<script>(.*?)</script>", page, re.S)[-1]
+    combos = [list(c) for c in itertools.product(*(range(n) for n in sizes))]
+    spec = {"root": root, "inputs": inputs, "data": json.loads(json.dumps(data)), "script": script,
+            "combos": combos}
+    r = subprocess.run([node, "-e", _NODE_HARNESS], input=json.dumps(spec), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(r.stdout)
+    expected = {tuple(v.values()): base64.b64encode(_shrink_png(png)).decode() for v, png in f.frames()}
+    assert len(set(expected.values())) == len(combos)  # every frame differs, so a mix-up shows
+    for combo, got in zip(combos, shown):
+        values = tuple(f.controls[n].values[i] for n, i in zip(names, combo))
+        assert got["src"] == "data:image/png;base64," + expected[values], (combo, values)
+        assert got["labels"] == [f.controls[n].format(v) for n, v in zip(names, values)]
+        assert int(got["frame"]) == combo[0] * 8 + combo[1] * 4 + combo[2]
+
 def test_static_sliders_are_labelled_and_the_image_says_what_it_shows():
     def draw(fig, p, b):
         ax = fig.add_subplot()
