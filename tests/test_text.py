@@ -219,6 +219,21 @@ def test_chapters_link_the_glossary():
     assert len(linking) >= 6, f"only {linking} link terms to the glossary"
 
 
+# Chapters whose Markdown another branch was rewriting when {doc} was retired here;
+# convert their {doc} roles to Markdown links and empty this set.
+DOC_ROLE_PENDING = {"04_regularisation.ipynb", "05_implementation.ipynb"}
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_no_doc_role(path):
+    """jupyterlab-myst renders {doc}`x` as a link to the file "x" (no suffix: not found)
+    and {doc}`text <x>` as "text <x>"; a Markdown link [text](x.ipynb) works in both."""
+    if path.name in DOC_ROLE_PENDING:
+        pytest.skip("Markdown of this chapter is being rewritten on another branch")
+    hits = re.findall(r"\{doc\}`[^`]*`", markdown(path))
+    assert not hits, f"{path.name}: {hits}; use [Title](chapter.ipynb)"
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
 def test_internal_links_resolve(path):
     """Every link to a book file exists, and its #anchor is a heading there."""
@@ -366,3 +381,22 @@ def test_built_chapter8_prints_no_nan_and_true_counts():
     assert m, "chapter 8 no longer prints its image counts"
     if m.group(1) == "4068":  # the offline subset: the text must say 4,068, not 4,096
         assert "4,068 training images" in text
+
+
+def test_ch02_policy_chart_shows_small_probabilities():
+    """The six labels the article leaves at zero get 0.0033 each: the chart's bar
+    labels must not print that as "0.00"."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import torch
+    from pgviz import bandit, plots
+
+    code = "\n".join("".join(c["source"]) for c in json.loads(
+        (BOOK / "02_policy_gradient.ipynb").read_text(encoding="utf-8"))["cells"]
+        if c["cell_type"] == "code")
+    m = re.search(r'title="Policy \$\\\\pi\$",\s*ylim=\(0, 1\), fmt="([^"]+)"', code)
+    assert m, "chapter 2 no longer draws the policy chart this test reads"
+    pi = torch.softmax(bandit.article_policy(), -1)
+    ax = plots.bar_chart(pi, bandit.CIFAR10_CLASSES, fmt=m.group(1))
+    labels = [t.get_text() for t in ax.texts]
+    assert "0.0033" in labels and "0.00" not in labels, labels
