@@ -1,11 +1,13 @@
-"""How much does the policy gradient cost?  Time training steps of three objectives.
+"""How much does the policy gradient cost?  Time training steps of the objectives.
 
-All three run on the same network, the same batch and the same device, in one process,
+All run on the same network, the same batch and the same device, in one process,
 interleaved (so a noisy neighbour slows them all alike), after a warm-up:
 
 * ``xent``             cross-entropy, one backward;
 * ``pg``               the estimator as one surrogate loss, one backward (what the trainer uses);
-* ``pg_two_backward``  the article's literal form, two backward passes through the network.
+* ``pg_two_backward``  the article's literal form, two backward passes through the network;
+* ``pg_exact``, ``rloo_4``, ``value``  the gap chapter's objectives (:mod:`pgviz.objectives`):
+  the exact expected-reward gradient, RLOO with 4 samples per image, the value function.
 
 Each timed step is a full training step: forward, loss, backward, Adam update.  Every
 method is timed in both precisions, ``fp32`` and ``bf16`` (autocast, as the trainer
@@ -19,12 +21,13 @@ import time
 
 import torch
 
-from . import estimator
+from . import estimator, objectives
 from .data import normalize
 from .models import get_model
 from .training import PRECISIONS, ConfigError, _autocast, pick_device, resolve_precision
 
-METHODS = ("xent", "pg", "pg_two_backward")
+METHODS = ("xent", "pg", "pg_two_backward", "pg_exact", "rloo_4", "value")
+_OBJECTIVE = {"pg_exact": ("pg-exact", {}), "rloo_4": ("rloo", {"samples": 4}), "value": ("value", {})}
 BENCH_PRECISIONS = ("fp32", "bf16")
 
 
@@ -69,8 +72,11 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
             estimator.xent_loss(out, y).backward()
         elif method == "pg":
             estimator.pg_loss(out, y, generator=gen).loss.backward()
-        else:
+        elif method == "pg_two_backward":
             estimator.pg_two_backward(out, y, generator=gen)
+        else:
+            name, kw = _OBJECTIVE[method]
+            objectives.objective_step(name, out, y, generator=gen, **kw)[0].backward()
         opt.step()
 
     pairs = [(m, p) for m in METHODS for p in BENCH_PRECISIONS]

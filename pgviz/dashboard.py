@@ -357,7 +357,7 @@ class TrainingDashboard:
             what += f" after {_plural(int(s['step']), 'step')}, before the first epoch ended"
         what += f" ({s['wall_time']:.0f} s); saved in {self.run_dir}"
         if s["status"] != "finished":
-            what += " (resumable: train(config, resume=True) with out set to that folder)"
+            what += f" (resumable: python -m pgviz train --resume --out {self.run_dir})"
         return what
 
     def start(self) -> None:

@@ -27,20 +27,20 @@ the labels the book uses (``book/02_policy_gradient`` and ``book/03_baseline``):
 The equations of the gap chapter (``book/09_the_gap``), per image on the logits ``z``,
 0/1 reward ``R(a) = [a = y]``:
 
-``eq:xent-direction``  cross-entropy descends along ``onehot(y) - pi``;
+``eq:gap-xent``  cross-entropy descends along ``onehot(y) - pi``;
 
-``eq:exact-pg``    the exact expected-reward gradient is ``d pi_y / d z = pi_y (onehot(y) - pi)``:
+``eq:gap-exact``    the exact expected-reward gradient is ``d pi_y / d z = pi_y (onehot(y) - pi)``:
                    cross-entropy's direction weighted by ``pi_y`` (:func:`pg_exact_loss`);
 
-``eq:rloo``        ``K`` samples ``a_1..a_K ~ pi``, each scored against the mean reward of the
+``eq:gap-rloo``        ``K`` samples ``a_1..a_K ~ pi``, each scored against the mean reward of the
                    other ``K - 1``: ``(1/K) sum_k (R_k - mean_{j != k} R_j)(onehot(a_k) - pi)``,
                    unbiased ({cite}`kool2019buy`, {cite}`ahmadian2024back`; :func:`rloo_loss`);
 
-``eq:group-norm``  the GRPO variant divides each advantage by the group's standard
+``eq:gap-group-norm``  the GRPO variant divides each advantage by the group's standard
                    deviation plus ``eps`` ({cite}`shao2024deepseekmath`); this is no longer
                    unbiased.
 
-``eq:value``       the value-function objective of the article series: ``sigmoid(z_a)``
+``eq:gap-value``       the value-function objective of the article series: ``sigmoid(z_a)``
                    predicts the reward of action ``a``, trained with BCE on the action taken,
                    which is chosen greedily (epsilon-greedy) (:func:`value_loss`).
 
@@ -258,7 +258,7 @@ def _entropy_and_v(outputs, log_probs, v_target, use_baseline=True):
 
 
 def pg_exact_loss(outputs: torch.Tensor, labels: torch.Tensor, *, entropy_weight: float = 0.01) -> PGResult:
-    """The exact expected-reward gradient, no sampling (eq:exact-pg; {cite}`williams1992simple`
+    """The exact expected-reward gradient, no sampling (eq:gap-exact; {cite}`williams1992simple`
     gives the sampled form this one is the expectation of).
 
     For the 0/1 reward ``G = pi_y``, and ``d pi_y / d z = pi_y (onehot(y) - pi)``: the
@@ -280,12 +280,12 @@ def pg_exact_loss(outputs: torch.Tensor, labels: torch.Tensor, *, entropy_weight
 
 
 def rloo_advantages(rewards: torch.Tensor, *, group_norm: bool = False, eps: float = 1e-4) -> torch.Tensor:
-    """Leave-one-out advantages for a group of ``K >= 2`` rewards per row, ``[B, K]`` (eq:rloo):
+    """Leave-one-out advantages for a group of ``K >= 2`` rewards per row, ``[B, K]`` (eq:gap-rloo):
 
     ``A_k = R_k - mean_{j != k} R_j = K / (K - 1) (R_k - mean_j R_j)``.
 
     ``group_norm`` divides by the group's standard deviation (unbiased, ``K - 1``) plus
-    ``eps``, as GRPO does (eq:group-norm; {cite}`shao2024deepseekmath`).
+    ``eps``, as GRPO does (eq:gap-group-norm; {cite}`shao2024deepseekmath`).
     """
     if rewards.dim() != 2 or rewards.shape[1] < 2:
         raise ValueError(f"RLOO needs K >= 2 rewards per row, got shape {tuple(rewards.shape)}")
@@ -314,8 +314,8 @@ def rloo_loss(
     generator: Optional[torch.Generator] = None,
 ) -> PGResult:
     """REINFORCE with ``K = samples`` actions per image and the leave-one-out baseline
-    (eq:rloo; {cite}`kool2019buy`, {cite}`ahmadian2024back`; GRPO's normalisation with
-    ``group_norm``, eq:group-norm, {cite}`shao2024deepseekmath`).
+    (eq:gap-rloo; {cite}`kool2019buy`, {cite}`ahmadian2024back`; GRPO's normalisation with
+    ``group_norm``, eq:gap-group-norm, {cite}`shao2024deepseekmath`).
 
     ``policy_loss = -mean_i (1/K) sum_k A_ik log pi(a_ik|x_i)`` with the advantages of
     :func:`rloo_advantages` (no gradient through them).  Each image costs ``K`` reward
@@ -347,7 +347,7 @@ def value_loss(
     actions: Optional[torch.Tensor] = None,
     generator: Optional[torch.Generator] = None,
 ) -> PGResult:
-    """The article series' value-function objective (eq:value; Orr's part 4, {cite}`orr2021value`).
+    """The article series' value-function objective (eq:gap-value; Orr's part 4, {cite}`orr2021value`).
 
     The first ``n_classes`` outputs are value logits: ``sigmoid(z_a)`` predicts the reward
     of action ``a``.  The action is the greedy ``argmax_a z_a``, replaced with probability
@@ -463,7 +463,7 @@ def rloo_estimates(
     generator: Optional[torch.Generator] = None,
 ) -> torch.Tensor:
     """``n`` independent RLOO estimates with ``k`` samples each on one logits vector, ``[n, A]``
-    (eq:rloo): ``(1/k) sum_j A_j (onehot(a_j) - pi)``."""
+    (eq:gap-rloo): ``(1/k) sum_j A_j (onehot(a_j) - pi)``."""
     pi = torch.softmax(logits, -1)
     actions = torch.multinomial(pi.float().expand(n, -1), k, replacement=True, generator=generator)
     r = rewards.to(pi.dtype)[actions]

@@ -8,7 +8,7 @@ gradient:
 * ``trace_cov``   ``E |g - E g|^2``, the trace of its covariance over redraws (unbiased,
                   ``M - 1``);
 * ``cosine``      the mean over redraws of ``cos(g, g*)`` with the exact expected gradient
-                  ``g*`` (eq:exact-pg, no sampling: the reward of every action);
+                  ``g*`` (eq:gap-exact, no sampling: the reward of every action);
 * ``snr``         ``|g*|^2 / trace_cov``: how many estimates must be averaged before the
                   noise is as large as the signal.
 
@@ -19,7 +19,7 @@ vector-Jacobian product (the batch mean, as in training):
 ``learned-V``         ``(R(a) - V(x)) (onehot(a) - pi)``           (the network's own baseline)
 ``optimal-constant``  ``(R(a) - b*) (onehot(a) - pi)``, ``b*`` the per-image constant that
                       minimises the variance on the logits (eq:optimal-baseline), an oracle
-``rloo-K``            ``K`` samples with the leave-one-out baseline (eq:rloo)
+``rloo-K``            ``K`` samples with the leave-one-out baseline (eq:gap-rloo)
 
 Only the policy part of each gradient is measured (no entropy bonus, no BCE of ``V``).
 The network runs in training mode (BatchNorm with batch statistics, as in a training
@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from . import estimator
 from .data import normalize
 
-__all__ = ["ESTIMATORS", "probe", "optimal_baselines", "ProbeRecorder", "read_probes", "parse_epochs", "logit_estimates"]
+__all__ = ["ESTIMATORS", "difference", "probe", "optimal_baselines", "ProbeRecorder", "read_probes", "parse_epochs", "logit_estimates"]
 
 #: The estimators :func:`probe` measures besides the exact gradient (rloo-K added per K).
 ESTIMATORS = ("no-baseline", "learned-V", "optimal-constant")
@@ -201,3 +201,16 @@ def read_probes(path) -> List[dict]:
     files = [path] if path.is_file() else sorted(path.glob("**/metrics.jsonl"))
     rows = [r for f in files for r in read_metrics(f) if r.get("event") == "probe"]
     return sorted(rows, key=lambda r: r["epoch"])
+
+
+def difference(rows: Sequence[dict], a: str, b: str) -> tuple:
+    """``(points, standard error)``: mean final test accuracy of setting ``a`` minus that of
+    ``b``, in percentage points, from :func:`pgviz.results.summary_table` rows; the error is
+    ``sqrt(s_a^2 / n_a + s_b^2 / n_b)`` with the seeds' standard deviations ``s``."""
+    by = {r["setting"]: r for r in rows}
+    missing = [n for n in (a, b) if n not in by]
+    if missing:
+        raise KeyError(f"no finished runs for {', '.join(missing)}")
+    ra, rb = by[a], by[b]
+    se = math.sqrt(ra["test_acc_std"] ** 2 / ra["seeds"] + rb["test_acc_std"] ** 2 / rb["seeds"])
+    return 100 * (ra["test_acc_mean"] - rb["test_acc_mean"]), 100 * se

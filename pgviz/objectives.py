@@ -9,17 +9,17 @@ estimator it uses (:mod:`pgviz.estimator`).
                     (:func:`pgviz.estimator.pg_loss`, the single-backward surrogate;
                     eq:single-sample, {cite}`williams1992simple`);
 ``pg-no-baseline``  the same with ``b = 0``;
-``xent``            softmax cross-entropy, the supervised comparison (eq:xent-direction);
+``xent``            softmax cross-entropy, the supervised comparison (eq:gap-xent);
 ``pg-exact``        the exact expected-reward gradient over all actions, no sampling:
-                    cross-entropy weighted by the detached ``pi_y`` (eq:exact-pg;
+                    cross-entropy weighted by the detached ``pi_y`` (eq:gap-exact;
                     :func:`pgviz.estimator.pg_exact_loss`);
 ``rloo``            ``samples = K >= 2`` sampled labels per image, each scored against the
-                    mean reward of the other ``K - 1`` (eq:rloo; {cite}`kool2019buy`,
+                    mean reward of the other ``K - 1`` (eq:gap-rloo; {cite}`kool2019buy`,
                     {cite}`ahmadian2024back`); ``group_norm`` divides the advantages by
-                    the group's standard deviation as GRPO does (eq:group-norm;
+                    the group's standard deviation as GRPO does (eq:gap-group-norm;
                     {cite}`shao2024deepseekmath`) (:func:`pgviz.estimator.rloo_loss`);
 ``value``           the series' value-function objective: per-action reward predictions
-                    trained with BCE on the action taken epsilon-greedily (eq:value;
+                    trained with BCE on the action taken epsilon-greedily (eq:gap-value;
                     {cite}`orr2021value`; :func:`pgviz.estimator.value_loss`).
 """
 from __future__ import annotations

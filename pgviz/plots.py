@@ -18,7 +18,8 @@ Groups:
 * generic helpers other chapters use: :func:`bar_chart`, :func:`curves`,
   :func:`runs`, :func:`histogram`, :func:`running_mean`, :func:`convergence`,
   :func:`image`;
-* the article's "What does it do?" figures: :func:`policy_bars`,
+* the article's "What does it do?" figures: :func:`policy_bars` (and the
+  article's ten-label view, :func:`policy_bars_ten`, :func:`policy_views`),
   :func:`baseline_vs_reward`, :func:`grad_log_policy_bars`,
   :func:`logit_grad_bars`, and the composites :func:`horse_and_policy`,
   :func:`article_pair`, :func:`spread_panels`;
@@ -28,6 +29,7 @@ Groups:
   experiment: :func:`draw_mc_errors`, :func:`draw_mc_estimate`,
   :func:`draw_variance_study`, :func:`draw_baseline_slider`,
   :func:`draw_collapse_runs`, :func:`draw_collapse_summary`,
+  :func:`draw_dog_horse_runs`, :func:`draw_dog_horse_summary`,
   :func:`draw_ab_steps`, :func:`draw_ab_runs`);
 * :func:`table`, the chapters' small HTML results tables.
 """
@@ -43,10 +45,12 @@ from . import bandit, estimator
 __all__ = [
     "COLORS", "POLICY", "BASELINE", "REWARD", "GRADIENT", "MUTED",
     "new_axes", "bar_chart", "curves", "runs", "histogram", "running_mean", "convergence", "image",
-    "policy_bars", "baseline_vs_reward", "grad_log_policy_bars", "logit_grad_bars",
+    "policy_bars", "ten_class_probs", "policy_bars_ten", "policy_views",
+    "baseline_vs_reward", "grad_log_policy_bars", "logit_grad_bars",
     "horse_and_policy", "article_pair", "spread_panels", "set_probability",
     "DOG_COLOR", "draw_mc_errors", "draw_mc_estimate", "draw_variance_study", "draw_baseline_slider",
-    "draw_collapse_runs", "draw_collapse_summary", "draw_ab_steps", "draw_ab_runs",
+    "draw_collapse_runs", "draw_collapse_summary", "HORSE_COLOR", "draw_dog_horse_runs",
+    "draw_dog_horse_summary", "draw_ab_steps", "draw_ab_runs",
     "Table", "table",
 ]
 
@@ -367,6 +371,43 @@ def policy_bars(probs=None, labels=None, *, ax=None, sampled: Optional[str] = No
     return ax
 
 
+def ten_class_probs(probs=None, labels=None) -> np.ndarray:
+    """The policy over all ten CIFAR-10 labels, in the data set's order (airplane, automobile,
+    bird, cat, deer, dog, frog, horse, ship, truck); labels not given get 0.
+
+    Defaults: the article's numbers, horse .6, dog .3, airplane .05, cat .05.
+    """
+    probs, labels, _, _ = _article(probs, labels, None, None)
+    out = np.zeros(len(bandit.CIFAR10_CLASSES))
+    for label, p in zip(labels, probs):
+        if label not in bandit.CIFAR10_CLASSES:
+            raise ValueError(f"{label!r} is not a CIFAR-10 label")
+        out[bandit.CIFAR10_CLASSES.index(label)] = p
+    return out
+
+
+def policy_bars_ten(probs=None, labels=None, *, ax=None, sampled: Optional[str] = None,
+                    title: str = "Policy, all ten labels", color: str = POLICY):
+    """The article's own view of the policy: all ten CIFAR-10 labels in the data set's order,
+    the ones without probability at 0 (:func:`ten_class_probs`)."""
+    vals = ten_class_probs(probs, labels)
+    classes = list(bandit.CIFAR10_CLASSES)
+    ax = bar_chart(vals, classes, ax=_axes(ax, (6, 3.2)), color=color, title=title, ylim=(0, 1),
+                   fmt="{:.2f}", rotate=45, highlight=classes.index(sampled) if sampled is not None else None)
+    return ax
+
+
+def policy_views(probs=None, labels=None, *, fig=None):
+    """The policy two ways, side by side: the four labels that carry probability (this book's
+    :func:`policy_bars`) and all ten CIFAR-10 labels in order (the article's chart)."""
+    fig = _figure(fig, (8.5, 3.2))
+    gs = fig.add_gridspec(1, 2, width_ratios=[4, 10])
+    policy_bars(probs, labels, ax=fig.add_subplot(gs[0]), title="Four labels")
+    policy_bars_ten(probs, labels, ax=fig.add_subplot(gs[1]),
+                    title="All ten CIFAR-10 labels, in order")
+    return fig
+
+
 def baseline_vs_reward(baseline: Optional[float] = None, reward: float = 1.0, *, ax=None,
                        title: Optional[str] = None):
     """Two bars: the predicted baseline (blue) and the reward received (green)."""
@@ -589,7 +630,8 @@ def draw_baseline_slider(fig, b: float, p: float, n_actions: int = 10, n_draws: 
 
 
 def draw_collapse_runs(fig, sweep: dict, entropy_weight: float, n_shown: int = 30):
-    """book/04 slider: ``P(horse)`` and ``P(dog)`` over training for one entropy weight.
+    """book/04 slider, this book's partial-credit variant: ``P(horse)`` and ``P(dog)`` over
+    training for one entropy weight (:func:`~pgviz.bandit.collapse_sweep`).
 
     Left: runs (thin), their mean (thick) and the exact-gradient path (dashed).  Right: the
     fraction of runs that locked onto "dog", found "horse" or stayed spread out.
@@ -623,7 +665,8 @@ def draw_collapse_runs(fig, sweep: dict, entropy_weight: float, n_shown: int = 3
 
 
 def draw_collapse_summary(ax, sweep: dict):
-    """book/04: outcome fractions against the entropy weight, with the mean final ``P(horse)``
+    """book/04, the partial-credit variant: outcome fractions against the entropy weight, with
+    the mean final ``P(horse)``
     and the regularised optimum ``softmax(R / lambda)`` (eq:regularised-optimum)."""
     lam = _numpy(sweep["entropy_weights"])
     x = np.arange(len(lam))
@@ -639,6 +682,84 @@ def draw_collapse_summary(ax, sweep: dict):
     ax.set_ylabel("fraction of runs / probability")
     ax.set_ylim(-0.03, 1.05)
     ax.legend(frameon=False, fontsize=8, loc="center left")
+    _tidy(ax)
+    return ax
+
+
+HORSE_COLOR = POLICY  # the right answer on a horse image: the policy's blue
+
+
+def _nearest(values, value) -> int:
+    values = list(values)
+    return min(range(len(values)), key=lambda j: abs(values[j] - value))
+
+
+def draw_dog_horse_runs(fig, sim: dict, entropy_weight: float, exact: Optional[dict] = None,
+                        n_shown: int = 30):
+    """book/04 slider, the article's story: P(horse | horse image) over training for one
+    entropy weight (:func:`~pgviz.bandit.dog_horse_simulate`).
+
+    Left: single runs (thin), their mean (thick), P(dog | horse image) (brown, mean), the
+    step from which the feature tells dogs from horses (dotted) and, if ``exact`` (a run with
+    ``exact=True``) is given, the exact-gradient path (dashed).  Right: the fraction of runs
+    that never learned to say "horse" for a horse image (P < 0.1 at the end), learned it
+    (P > 0.9) or sit in between.
+    """
+    lam = _numpy(sim["entropy_weights"]).tolist()
+    i = _nearest(lam, entropy_weight)
+    steps = _numpy(sim["steps"])
+    hh = _numpy(sim["p_horse_horse"][:, i]).T                       # [n_runs, T]
+    dh = _numpy(sim["p_dog_horse"][:, i]).T
+    ax, ax2 = fig.subplots(1, 2, width_ratios=[2.2, 1])
+    for row in hh[:n_shown]:
+        ax.plot(steps, row, color=HORSE_COLOR, alpha=0.15, linewidth=0.7)
+    ax.plot(steps, hh.mean(0), color=HORSE_COLOR, linewidth=2.4,
+            label=f"P(horse | horse image), mean of {hh.shape[0]} runs")
+    ax.plot(steps, dh.mean(0), color=DOG_COLOR, linewidth=2.0, label="P(dog | horse image), mean")
+    if exact is not None:
+        j = _nearest(_numpy(exact["entropy_weights"]).tolist(), entropy_weight)
+        ax.plot(_numpy(exact["steps"]), _numpy(exact["p_horse_horse"][:, j, 0]), "--", color="black",
+                linewidth=1.3, label="P(horse | horse image), exact gradient")
+    ax.axvline(sim["feature_step"], color=MUTED, linestyle=":", linewidth=1.5)
+    ax.text(sim["feature_step"], 1.04, " feature learned", color="#555555", fontsize=8, va="bottom")
+    ax.set_ylim(-0.02, 1.1)
+    ax.set_xlabel("step (one image per step)")
+    ax.set_ylabel("probability")
+    ax.set_title(f"entropy weight $\\lambda = {lam[i]:g}$", loc="left")
+    ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+    _tidy(ax)
+    fr = [float(sim[k][i]) for k in ("collapsed", "learned", "between")]
+    bars = ax2.bar([0, 1, 2], fr, color=[DOG_COLOR, HORSE_COLOR, MUTED], width=0.6)
+    ax2.bar_label(bars, labels=[f"{v:.0%}" for v in fr], fontsize=9)
+    ax2.set_xticks([0, 1, 2], ["never says\nhorse", "learned\nhorse", "in\nbetween"])
+    ax2.set_ylim(0, 1.12)
+    ax2.set_title(f"horse images, after {int(steps[-1]):,} steps", fontsize=10)
+    _tidy(ax2)
+    return fig
+
+
+def draw_dog_horse_summary(ax, sim: dict, exact: Optional[dict] = None):
+    """book/04, the article's story: outcome fractions against the entropy weight, with the
+    mean final P(horse | horse image), its exact-gradient value (if ``exact`` is given) and
+    the regularised optimum ``softmax(R / lambda)`` (eq:regularised-optimum)."""
+    ax = _axes(ax, (7.5, 4))
+    lam = _numpy(sim["entropy_weights"])
+    x = np.arange(len(lam))
+    for key, color, label in (("collapsed", DOG_COLOR, "runs that never say horse (P < 0.1)"),
+                              ("learned", HORSE_COLOR, "runs that learned horse (P > 0.9)")):
+        ax.plot(x, _numpy(sim[key]), "o-", color=color, linewidth=2, label=label)
+    ax.plot(x, _numpy(sim["p_horse_horse"][-1]).mean(-1), "s--", color=REWARD, linewidth=1.2,
+            label="mean final P(horse | horse image)")
+    if exact is not None:
+        ax.plot(x, _numpy(exact["p_horse_horse"][-1, :, 0]), "^:", color="black", linewidth=1,
+                markerfacecolor="white", label="exact-gradient path, final")
+    ax.plot(x, _numpy(bandit.dog_horse_optimum(torch.as_tensor(lam))), "x", color="black",
+            markersize=8, label=r"optimum $\mathrm{softmax}(R/\lambda)$")
+    ax.set_xticks(x, [f"{v:g}" for v in lam])
+    ax.set_xlabel(r"entropy weight $\lambda$")
+    ax.set_ylabel("fraction of runs / probability")
+    ax.set_ylim(-0.03, 1.05)
+    ax.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     _tidy(ax)
     return ax
 
@@ -708,9 +829,10 @@ class Table:
         import html
 
         esc = lambda x: html.escape(str(x))  # noqa: E731
-        pad = 'style="padding:0.15em 0.8em;white-space:nowrap"'  # "74.3 ± 1.2 %" on one line
+        pad = 'style="padding:0.15em 0.5em"'
+        cell = 'style="padding:0.15em 0.5em;white-space:nowrap"'  # "74.3 ± 1.2 %" on one line
         head = "".join(f"<th {pad}>{esc(c)}</th>" for c in self.columns)
-        body = "".join("<tr>" + "".join(f"<td {pad}>{esc(v)}</td>" for v in r) + "</tr>"
+        body = "".join("<tr>" + "".join(f"<td {cell}>{esc(v)}</td>" for v in r) + "</tr>"
                        for r in self.rows)
         return (f'<table class="table pgviz-table" style="text-align:right">'
                 f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
@@ -744,3 +866,114 @@ def table(columns: Sequence[str], rows: Sequence[Sequence], fmt="{:.4g}") -> Tab
         return f.format(v)
 
     return Table(columns, [[cell(v, f) for v, f in zip(r, fmts)] for r in rows])
+
+
+# ----------------------------------------------------------------------------
+# the gap chapter (book/09_the_gap): numbers from pgviz.gap and pgviz.results
+# ----------------------------------------------------------------------------
+#: One colour per setting / estimator of the gap chapter, the same in every figure.
+GAP_COLORS: Dict[str, str] = {
+    "xent": "#000000", "pg-exact": "#8c564b", "pg": POLICY, "pg-no-baseline": MUTED,
+    "rloo-2": "#c5b0d5", "rloo-4": "#9467bd", "rloo-8": "#5b2c86",
+    "no-baseline": MUTED, "learned-V": POLICY, "optimal-constant": REWARD,
+}
+
+
+def gap_directions(probs, label: int, *, fig=None, names: Optional[Sequence[str]] = None):
+    """One image's logit directions side by side (eq:gap-xent, eq:gap-exact): cross-
+    entropy's ``onehot(y) - pi`` and the exact policy gradient ``pi_y (onehot(y) - pi)``,
+    the same arrow shrunk by ``pi_y``."""
+    fig = _figure(fig, (7, 2.6))
+    p = _numpy(probs)
+    onehot = np.eye(len(p))[label]
+    xent = onehot - p
+    exact = p[label] * xent
+    names = list(names) if names is not None else [str(i) for i in range(len(p))]
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, g, title, color in ((axes[0], xent, "cross-entropy: onehot(y) - pi", "black"),
+                                (axes[1], exact, f"exact policy gradient: pi_y x that (pi_y = {p[label]:.2f})",
+                                 GAP_COLORS["pg-exact"])):
+        ax.bar(range(len(p)), g, color=color)
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_xticks(range(len(p)), names, rotation=60, fontsize=7)
+        ax.set_title(title, fontsize=9)
+        _tidy(ax)
+    axes[0].set_ylabel("ascent direction on the logits")
+    return fig
+
+
+def _gap_curve(runs_: Sequence[dict], key: str = "test_acc"):
+    n = min(len(r["epochs"]) for r in runs_)
+    ep = np.array([[e["epoch"] for e in r["epochs"][:n]] for r in runs_], dtype=float).mean(0)
+    img = np.array([[e["images_seen"] for e in r["epochs"][:n]] for r in runs_], dtype=float).mean(0)
+    ys = np.array([[np.nan if e.get(key) is None else e[key] for e in r["epochs"][:n]] for r in runs_], dtype=float)
+    return ep, img, ys
+
+
+def gap_curves(runs: Mapping[str, Sequence[dict]], queries_per_image: Mapping[str, Optional[float]], *,
+               order: Optional[Sequence[str]] = None, fig=None, key: str = "test_acc"):
+    """Test accuracy (mean over seeds, min-max band) against epochs (left) and against reward
+    queries, images x rewards asked per image (right; settings without rewards, ``None``,
+    are left out there).  ``runs`` is :func:`pgviz.results.load_runs`'s dictionary."""
+    fig = _figure(fig, (10, 3.6))
+    ax_e, ax_q = fig.subplots(1, 2, sharey=True)
+    for i, name in enumerate(order or sorted(runs)):
+        if name not in runs or not runs[name]:
+            continue
+        ep, img, ys = _gap_curve(runs[name], key)
+        color = GAP_COLORS.get(name, f"C{i}")
+        label = f"{name} ({len(ys)} seeds)"
+        for ax, x in ((ax_e, ep), (ax_q, None)):
+            if x is None:
+                q = queries_per_image.get(name)
+                if q is None:
+                    continue
+                x = img * q
+            ax.plot(x, np.nanmean(ys, 0), color=color, linewidth=2, label=label)
+            ax.fill_between(x, np.nanmin(ys, 0), np.nanmax(ys, 0), color=color, alpha=0.15, linewidth=0)
+    ax_e.set_xlabel("epoch (same images for every setting)")
+    ax_q.set_xlabel("reward queries (images x rewards per image)")
+    ax_q.set_xscale("log")
+    ax_e.set_ylabel("test accuracy")
+    ax_e.legend(frameon=False, fontsize=8)
+    for ax in (ax_e, ax_q):
+        _tidy(ax)
+    return fig
+
+
+def gap_noise(probes: Sequence[dict], epoch: int, *, fig=None, order: Optional[Sequence[str]] = None):
+    """The gradient-noise probe across training (rows from :func:`pgviz.gap.read_probes`):
+    left, the trace of the covariance of each estimator's parameter gradient against the
+    epoch (log scale), with the chosen ``epoch`` marked; right, at that epoch, the mean cosine
+    of one estimate with the exact expected gradient."""
+    fig = _figure(fig, (10, 3.6))
+    ax_t, ax_c = fig.subplots(1, 2)
+    rows = sorted(probes, key=lambda r: r["epoch"])
+    epochs = [r["epoch"] for r in rows]
+    names = list(order or rows[0]["estimators"])
+    for i, n in enumerate(names):
+        color = GAP_COLORS.get(n, f"C{i}")
+        tr = [r["estimators"][n]["trace_cov"] for r in rows]
+        ax_t.plot(epochs, tr, marker="o", color=color, label=n, linewidth=1.8)
+    ax_t.plot(epochs, [r["exact_norm"] ** 2 for r in rows], color="black", linestyle="--", linewidth=1,
+              label="|exact gradient|^2")
+    ax_t.axvline(epoch, color="black", alpha=0.25, linewidth=6)
+    ax_t.set_yscale("log")
+    ax_t.set_xlabel("epoch")
+    ax_t.set_ylabel("trace of covariance")
+    ax_t.set_title("noise of one estimate of the parameter gradient", fontsize=10)
+    ax_t.legend(frameon=False, fontsize=7, ncols=2, loc="best")
+    row = next(r for r in rows if r["epoch"] == epoch)
+    cos = [row["estimators"][n]["cosine"] for n in names]
+    ax_c.barh(range(len(names)), cos, color=[GAP_COLORS.get(n, f"C{i}") for i, n in enumerate(names)])
+    for i, c in enumerate(cos):
+        ax_c.annotate(f"{c:.2f}", (max(c, 0), i), xytext=(3, 0), textcoords="offset points",
+                      va="center", fontsize=8)
+    ax_c.set_yticks(range(len(names)), names, fontsize=8)
+    ax_c.invert_yaxis()
+    ax_c.set_xlim(0, 1.05)
+    ax_c.set_xlabel("mean cosine with the exact gradient")
+    ax_c.set_title(f"epoch {epoch}: test-batch reward {row['expected_reward']:.2f}", fontsize=10)
+    for ax in (ax_t, ax_c):
+        _tidy(ax)
+    return fig

@@ -8,7 +8,8 @@
 # results/gap/<setting>/seed<k>/metrics.jsonl (committed) and checkpoint.pt (not committed).
 # A finished run is skipped, a stopped one resumed. Then one pg run with gradient-noise
 # probes at a few epochs goes to results/gap-probe/pg/seed0.
-# Settings: EPOCHS, SEEDS, DEVICE, PRECISION, OUT, SETTINGS (names to run), PROBE=0 to skip it.
+# Settings: EPOCHS, SEEDS, DEVICE, PRECISION, OUT, SETTINGS (names to run; empty: none), PROBE=0
+# skips the probe run.
 set -euo pipefail
 DATA="${1:-${PGVIZ_DATA:-cifar10}}"
 EPOCHS="${EPOCHS:-40}"
@@ -17,7 +18,7 @@ DEVICE="${DEVICE:-auto}"
 PRECISION="${PRECISION:-bf16}"
 OUT="${OUT:-results/gap}"
 PGVIZ="${PGVIZ:-python -m pgviz}"
-SETTINGS="${SETTINGS:-xent pg pg-no-baseline pg-exact rloo-2 rloo-4 rloo-8}"
+SETTINGS="${SETTINGS-xent pg pg-no-baseline pg-exact rloo-2 rloo-4 rloo-8}"
 PROBE="${PROBE:-1}"
 PROBE_EPOCHS="${PROBE_EPOCHS:-1,2,5,10,20,40}"
 

@@ -157,7 +157,7 @@ def test_bench_prints_the_three_rates(tmp_path):
     r = pgviz("bench", "--device", "cpu", "--batch-size", 16, "--steps", 1, "--repeats", 1)
     assert r.returncode == 0, r.stderr
     res = last_json(r.stdout)
-    assert set(res["images_per_second"]) == {"xent", "pg", "pg_two_backward"}
+    assert set(res["images_per_second"]) == {"xent", "pg", "pg_two_backward", "pg_exact", "rloo_4", "value"}
     assert all(v > 0 for v in res["images_per_second"].values())
     assert res["ratio_pg_vs_xent"] == pytest.approx(res["images_per_second"]["pg"] / res["images_per_second"]["xent"], rel=1e-2)
     assert res["ratio_pg_vs_two_backward"] > 0

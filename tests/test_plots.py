@@ -122,3 +122,43 @@ def test_running_mean_and_convergence():
     fitted = ax.lines[1].get_ydata()
     assert np.allclose(fitted, [1.0, 0.5, 0.25])  # exactly 1/sqrt(n): c = 1
     assert ax.get_xscale() == ax.get_yscale() == "log"
+
+
+def test_dog_horse_figures_show_the_simulation():
+    from pgviz import bandit
+
+    sim = bandit.dog_horse_simulate((0.0, 0.1), n_runs=20, steps=200, feature_step=100)
+    exact = bandit.dog_horse_simulate((0.0, 0.1), exact=True, steps=200, feature_step=100)
+    f0, f1 = Figure(), Figure()
+    plots.draw_dog_horse_runs(f0, sim, 0.0, exact)
+    plots.draw_dog_horse_runs(f1, sim, 0.1, exact)
+    for fig, i in ((f0, 0), (f1, 1)):
+        ax, bars = fig.axes
+        assert heights(bars) == [round(float(sim[k][i]), 6) for k in ("collapsed", "learned", "between")]
+        assert colors(bars) == [plots.DOG_COLOR, plots.HORSE_COLOR, plots.MUTED]
+        mean = [ln for ln in ax.lines if ln.get_label().startswith("P(horse | horse image), mean")][0]
+        assert np.allclose(mean.get_ydata(), sim["p_horse_horse"][:, i].mean(-1).numpy())
+        dashed = [ln for ln in ax.lines if "exact" in ln.get_label()][0]
+        assert np.allclose(dashed.get_ydata(), exact["p_horse_horse"][:, i, 0].numpy())
+        assert any(ln.get_xdata()[0] == 100 for ln in ax.lines)    # the feature step, dotted
+    ax = plots.draw_dog_horse_summary(None, sim, exact)
+    lines = {ln.get_label(): ln.get_ydata() for ln in ax.lines}
+    assert np.allclose(lines["runs that never say horse (P < 0.1)"], sim["collapsed"].numpy())
+    assert np.allclose(lines[r"optimum $\mathrm{softmax}(R/\lambda)$"], [1.0, 1 / (1 + 9 * np.exp(-10))])
+
+
+def test_ten_label_view_has_the_articles_numbers_in_cifar10_order():
+    order = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    expected = [0.05, 0, 0, 0.05, 0, 0.3, 0, 0.6, 0, 0]
+    assert plots.ten_class_probs().tolist() == expected
+    ax = plots.policy_bars_ten()
+    assert [t.get_text() for t in ax.get_xticklabels()] == order
+    assert heights(ax) == expected
+    assert set(colors(ax)) == {plots.POLICY}
+    fig = plots.policy_views()
+    four, ten = fig.axes
+    assert [t.get_text() for t in four.get_xticklabels()] == ARTICLE["labels"]
+    assert heights(four) == ARTICLE["probs"] and heights(ten) == expected
+    assert sum(heights(four)) == pytest.approx(1.0) and sum(heights(ten)) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        plots.ten_class_probs([1.0], ["zebra"])

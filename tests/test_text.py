@@ -200,10 +200,10 @@ GLOSSARY_TERMS = ("action", "reward", "policy", "expectation", "network", "logit
 
 
 def test_glossary_has_the_terms_and_notation():
-    have = anchors(BOOK / "glossary.md")
+    have = anchors(BOOK / "glossary.ipynb")
     missing = [t for t in GLOSSARY_TERMS if t not in have]
-    assert not missing, f"book/glossary.md has no heading for {missing}"
-    text = (BOOK / "glossary.md").read_text(encoding="utf-8")
+    assert not missing, f"book/glossary.ipynb has no heading for {missing}"
+    text = markdown(BOOK / "glossary.ipynb")
     assert r"| $\theta$ |" in text, "the notation table must explain theta"
 
 
@@ -211,12 +211,27 @@ def test_glossary_has_the_terms_and_notation():
 def test_no_glossary_directive_or_term_role(path):
     text = markdown(path)
     assert "{glossary}" not in text and "{term}" not in text, \
-        f"{path.name}: {{glossary}}/{{term}} break in JupyterLab; use glossary.md#term links"
+        f"{path.name}: {{glossary}}/{{term}} break in JupyterLab; use glossary.ipynb#term links"
 
 
 def test_chapters_link_the_glossary():
-    linking = [p.name for p in CHAPTERS if "glossary.md#" in markdown(p)]
+    linking = [p.name for p in CHAPTERS if "glossary.ipynb#" in markdown(p)]
     assert len(linking) >= 6, f"only {linking} link terms to the glossary"
+
+
+# Chapters whose Markdown another branch was rewriting when {doc} was retired here;
+# convert their {doc} roles to Markdown links and empty this set.
+DOC_ROLE_PENDING = {"04_regularisation.ipynb", "05_implementation.ipynb"}
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_no_doc_role(path):
+    """jupyterlab-myst renders {doc}`x` as a link to the file "x" (no suffix: not found)
+    and {doc}`text <x>` as "text <x>"; a Markdown link [text](x.ipynb) works in both."""
+    if path.name in DOC_ROLE_PENDING:
+        pytest.skip("Markdown of this chapter is being rewritten on another branch")
+    hits = re.findall(r"\{doc\}`[^`]*`", markdown(path))
+    assert not hits, f"{path.name}: {hits}; use [Title](chapter.ipynb)"
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
@@ -338,7 +353,7 @@ def test_comparison_table_cells_do_not_wrap():
            "test_acc_min": 0.732, "test_acc_max": 0.755, "wall_time_mean": 171.0}
     html = results.comparison_table([row])._repr_html_()
     assert "74.3 ± 1.2 %" in html
-    cells = re.findall(r"<t[dh] ([^>]*)>", html)
+    cells = re.findall(r"<td ([^>]*)>", html)
     assert cells and all("white-space:nowrap" in c for c in cells), cells
 
 
@@ -366,3 +381,22 @@ def test_built_chapter8_prints_no_nan_and_true_counts():
     assert m, "chapter 8 no longer prints its image counts"
     if m.group(1) == "4068":  # the offline subset: the text must say 4,068, not 4,096
         assert "4,068 training images" in text
+
+
+def test_ch02_policy_chart_shows_small_probabilities():
+    """The six labels the article leaves at zero get 0.0033 each: the chart's bar
+    labels must not print that as "0.00"."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import torch
+    from pgviz import bandit, plots
+
+    code = "\n".join("".join(c["source"]) for c in json.loads(
+        (BOOK / "02_policy_gradient.ipynb").read_text(encoding="utf-8"))["cells"]
+        if c["cell_type"] == "code")
+    m = re.search(r'title="Policy \$\\\\pi\$",\s*ylim=\(0, 1\), fmt="([^"]+)"', code)
+    assert m, "chapter 2 no longer draws the policy chart this test reads"
+    pi = torch.softmax(bandit.article_policy(), -1)
+    ax = plots.bar_chart(pi, bandit.CIFAR10_CLASSES, fmt=m.group(1))
+    labels = [t.get_text() for t in ax.texts]
+    assert "0.0033" in labels and "0.00" not in labels, labels

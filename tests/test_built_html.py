@@ -1,0 +1,132 @@
+"""The built book's collapsed blocks hold all their text, and no code block is empty.
+
+A fence inside a ``{admonition}``/``{dropdown}`` that closes the outer fence early makes the
+end of a solution print *after* its collapsed block, followed by an empty code block
+(book/05's third solution once did).  tests/test_fences.py catches that in the sources;
+this checks the result in ``_build/html``:
+
+* for every collapsed block (an admonition with ``:class: dropdown``, or a ``{dropdown}``)
+  in a chapter's Markdown, the last words of its body are inside the matching
+  ``div.dropdown`` of the page, not after it;
+* no page has a code block (``div.highlight pre``) with nothing in it.
+
+Skips when the book has not been built (``python scripts/build_book.py``), like
+tests/test_browser.py, and fails instead when ``PGVIZ_BROWSER_TEST`` is set (CI builds
+the book first).  PGVIZ_BOOK_ROOT / PGVIZ_BOOK_HTML choose the build as there.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from test_fences import parse_fences
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK_ROOT = Path(os.environ.get("PGVIZ_BOOK_ROOT", ROOT))
+HTML = Path(os.environ.get("PGVIZ_BOOK_HTML", BOOK_ROOT / "_build" / "html"))
+REQUIRED = os.environ.get("PGVIZ_BROWSER_TEST", "") not in ("", "0")
+SOURCES = sorted(p for p in (BOOK_ROOT / "book").glob("*") if p.suffix in (".ipynb", ".md"))
+
+
+def _markdown(path: Path) -> list[str]:
+    if path.suffix == ".md":
+        return [path.read_text(encoding="utf-8")]
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in cells if c["cell_type"] == "markdown"]
+
+
+def collapsed_bodies(text: str) -> list[list[str]]:
+    """Bodies (lines, options dropped) of the top-level collapsed blocks of a Markdown text."""
+    out = []
+    for b in parse_fences(text.splitlines()):
+        name = b["info"].split("}")[0].lstrip("{")
+        options = [ln for ln in b["body"] if ln.startswith(":") and not ln.startswith(":::")]
+        dropdown = name == "dropdown" or any(re.match(r":class:.*\bdropdown\b", o) for o in options)
+        if name and dropdown:
+            out.append([ln for ln in b["body"] if ln not in options])
+    return out
+
+
+def last_words(body: list[str], n: int = 4) -> str | None:
+    """The last run of ``n`` plain words (no math, code or markup) in a body."""
+    for line in reversed(body):
+        if FENCE_LINE.match(line) or not line.strip():
+            continue
+        plain = re.sub(r"\$[^$]*\$|`[^`]*`|\{[^}]*\}|\[[^\]]*\]\([^)]*\)", " | ", line)
+        runs = re.findall(r"(?:[A-Za-z][A-Za-z'-]*[ ,;]+){%d,}[A-Za-z][A-Za-z'-]*" % (n - 1), plain)
+        if runs:
+            words = re.findall(r"[A-Za-z][A-Za-z'-]*", runs[-1])
+            return " ".join(words[-n:])
+    return None
+
+
+FENCE_LINE = re.compile(r"^\s*(`{3,}|~{3,}|:{3,})")
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[A-Za-z][A-Za-z'-]*", text))
+
+
+@pytest.fixture(scope="module")
+def soup_of():
+    bs4 = pytest.importorskip("bs4")
+    if not any(HTML.glob("book/*.html")):
+        if REQUIRED:
+            pytest.fail(f"PGVIZ_BROWSER_TEST is set but {HTML} has no built book", pytrace=False)
+        pytest.skip(f"{HTML} not built (python scripts/build_book.py)")
+    cache = {}
+
+    def get(path: Path):
+        if path not in cache:
+            cache[path] = bs4.BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+        return cache[path]
+    return get
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[p.name for p in SOURCES])
+def test_collapsed_blocks_hold_their_text(source, soup_of):
+    bodies = [b for text in _markdown(source) for b in collapsed_bodies(text)]
+    if not bodies:
+        pytest.skip(f"{source.name} has no collapsed block")
+    page = HTML / "book" / f"{source.stem}.html"
+    if not page.is_file():
+        pytest.fail(f"{page} missing from the build")
+    soup = soup_of(page)
+    inside = [_words(d.get_text(" ")) for d in soup.select("div.dropdown, details")]
+    assert len(inside) >= len(bodies), f"{page.name}: {len(bodies)} collapsed blocks in the source, " \
+                                        f"{len(inside)} in the HTML"
+    whole = _words(soup.get_text(" "))
+    for body in bodies:
+        words = last_words(body)
+        assert words, f"{source.name}: a collapsed block without plain words at its end"
+        assert words in whole, f"{page.name}: {words!r} not found on the page at all"
+        assert any(words in d for d in inside), (
+            f"{page.name}: the end of a collapsed block ({words!r}) is printed outside it: "
+            "an inner fence closed the block early (see tests/test_fences.py)")
+
+
+def test_no_empty_code_blocks(soup_of):
+    empty = []
+    for page in sorted(HTML.glob("book/*.html")):
+        for pre in soup_of(page).select("div.highlight pre"):
+            if not pre.get_text().strip():
+                empty.append(page.name)
+    assert not empty, f"empty code blocks in: {sorted(set(empty))}"
+
+
+# ---------------------------------------------------------------------------
+# the helpers themselves (run without a build)
+# ---------------------------------------------------------------------------
+def test_helpers_find_the_end_of_a_solution():
+    text = ("Some text.\n\n````{admonition} Solutions\n:class: dropdown\n\n1. One.\n\n"
+            "   ```python\n   x = 1\n   ```\n\n   (`x` is one because $x = 1$; one would rescale "
+            "them first.)\n````\n\n```{note}\nnot collapsed\n```\n")
+    bodies = collapsed_bodies(text)
+    assert len(bodies) == 1 and not any(ln.startswith(":class:") for ln in bodies[0])
+    assert last_words(bodies[0]) == "would rescale them first"
+    assert collapsed_bodies("```{dropdown} Hint\nLook at the sign of the gradient.\n```\n") == \
+        [["Look at the sign of the gradient."]]

@@ -1,0 +1,285 @@
+"""The chapters in the reader's JupyterLab: versions agree, opening does not dirty, Run All works.
+
+Two kinds of test:
+
+* without a browser: the installed JupyterLab extensions are all compatible with the
+  installed JupyterLab (``jupyter labextension list`` flags none "not compatible"), and every
+  chapter's notebook metadata is what a kernel reports (``language_info``, ``kernelspec``),
+  so that JupyterLab has nothing to fill in -- and no reason to mark the chapter modified --
+  when it starts the kernel;
+* in a real JupyterLab (``tests/jlab.py`` starts ``jupyter lab`` on a free local port over a
+  copy of ``book/``, kernels on ``PGVIZ_DATA=synthetic``) driven through headless Chromium
+  with Playwright: for every chapter in ``_toc.yml``, open it (not modified once the kernel is
+  up), Run All, every code cell ran and none has an error output, the browser console has no
+  "Cross reference" or glossary message, every live slider redraws its figure when moved with
+  the keyboard (focus, ArrowRight); on the training chapter, Train redraws the panel's curves,
+  Stop ends the run with a resumable checkpoint.
+
+Screenshots: ``_build/test-artifacts/jupyterlab/<chapter>.png`` (``PGVIZ_ARTIFACTS``
+overrides ``_build/test-artifacts``).  Without Chromium, Playwright or JupyterLab the
+browser tests skip, unless ``PGVIZ_BROWSER_TEST=1`` (CI), which makes that a failure.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from booktoc import toc_files
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRED = os.environ.get("PGVIZ_BROWSER_TEST", "") not in ("", "0")
+ARTIFACTS = Path(os.environ.get("PGVIZ_ARTIFACTS", ROOT / "_build" / "test-artifacts")) / "jupyterlab"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+               "--disable-background-networking", "--disable-dev-shm-usage"]
+CHAPTERS = [Path(f).name for f in toc_files() if (ROOT / f"{f}.ipynb").is_file()]
+TRAINING = "08_training_cifar10"
+# console messages of jupyterlab-myst about references / glossary it could not render
+BAD_CONSOLE = re.compile(r"cross.?reference|glossary", re.I)
+
+
+def _unavailable(reason: str):
+    if REQUIRED:
+        pytest.fail(f"PGVIZ_BROWSER_TEST is set but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _chromium() -> str | None:
+    for cand in (os.environ.get("PGVIZ_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def _has_jupyterlab() -> bool:
+    try:
+        import jupyterlab  # noqa: F401
+        import jupyterlab_myst  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------
+# no browser: versions and notebook metadata
+# ---------------------------------------------------------------------------
+def test_lab_extensions_compatible():
+    if not _has_jupyterlab():
+        _unavailable("jupyterlab / jupyterlab-myst is not installed")
+    res = subprocess.run([sys.executable, "-m", "jupyter", "labextension", "list"],
+                         capture_output=True, text=True, timeout=120)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", res.stdout + res.stderr)
+    assert res.returncode == 0, text
+    assert "not compatible" not in text, text
+    for ext in ("jupyterlab-myst", "@jupyter-widgets/jupyterlab-manager"):
+        line = next((ln for ln in text.splitlines() if ln.strip().startswith(ext + " ")), None)
+        assert line is not None, f"{ext} is not installed:\n{text}"
+        assert "enabled" in line and "OK" in line, line
+
+
+@pytest.fixture(scope="module")
+def kernel_info():
+    """``(language_info, kernelspec display name)`` as the python3 kernel reports them."""
+    pytest.importorskip("ipykernel")
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import start_new_kernel
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        kc.kernel_info()
+        reply = kc.get_shell_msg(timeout=60)
+        return reply["content"]["language_info"], spec.display_name
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+FIX = ("python -c \"import json,sys,nbformat; li=json.loads(sys.argv[1]); "
+       "[nbformat.write(nb, f) for f in sys.argv[2:] for nb in [nbformat.read(f, 4)] "
+       "if not nb.metadata.update(language_info=li)]\" '{}' book/*.ipynb")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_metadata_is_what_the_kernel_reports(chapter, kernel_info):
+    """JupyterLab writes the kernel's ``language_info`` / ``kernelspec`` into the notebook
+    when the kernel starts; anything different there marks the chapter modified on open."""
+    language_info, display_name = kernel_info
+    meta = json.loads((ROOT / "book" / f"{chapter}.ipynb").read_text())["metadata"]
+    assert meta.get("kernelspec") == {"display_name": display_name, "language": "python",
+                                      "name": "python3"}
+    have = meta.get("language_info", {})
+    # the Python version is the one the notebooks were last normalised with: a reader on
+    # another Python sees the chapter modified once (JupyterLab records their version)
+    want = {k: v for k, v in language_info.items() if k != "version"}
+    assert {k: v for k, v in have.items() if k != "version"} == want, (
+        f"{chapter}: language_info {have} lacks what the kernel reports ({language_info}); "
+        f"fix all chapters with: {FIX.format(json.dumps(language_info))}")
+    assert re.fullmatch(r"3\.\d+\.\d+", str(have.get("version", ""))), have
+
+
+# ---------------------------------------------------------------------------
+# a real JupyterLab
+# ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lab():
+    if not _has_jupyterlab():
+        _unavailable("jupyterlab / jupyterlab-myst is not installed")
+    from jlab import Lab
+
+    server = Lab()
+    try:
+        yield server
+    finally:
+        server.close()
+        assert not server.leftover_pids(), "kernels left running"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe = _chromium()
+    if exe is None:
+        _unavailable("Chromium was not found (set PGVIZ_CHROMIUM)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=LAUNCH_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+# JavaScript run in the page (JupyterLab's app object is exposed by the server option
+# --LabApp.expose_app_in_browser).
+JS_STATE = """() => {
+  const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  if (!w || !w.context || !w.context.isReady || !w.content || !w.content.model) return null;
+  const s = w.sessionContext, k = s && s.session && s.session.kernel;
+  const cells = [];
+  for (const c of w.content.model.cells) {
+    if (c.type !== 'code') continue;
+    const outs = c.outputs.toJSON();
+    cells.push({count: c.executionCount, source: c.sharedModel.getSource().slice(0, 80),
+      errors: outs.filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue),
+      stderr: outs.filter(o => o.output_type === 'stream' && o.name === 'stderr'
+                           && /Traceback|Error/.test([].concat(o.text).join('')))
+                  .map(o => [].concat(o.text).join('').slice(0, 300))});
+  }
+  return {dirty: w.context.model.dirty, path: w.context.path,
+          kernel: k ? k.status : null, busy: s ? s.kernelDisplayStatus : null,
+          language: w.context.model.getMetadata('language_info'), cells};
+}"""
+
+
+def _wait_state(page, cond: str, timeout: float):
+    """Poll JS_STATE until the JS expression ``cond`` (over ``s``) holds; return the state."""
+    page.wait_for_function(f"() => {{ const s = ({JS_STATE})(); return s && ({cond}); }}",
+                           timeout=timeout * 1000, polling=500)
+    return page.evaluate(JS_STATE)
+
+
+def _move_live_sliders(page, chapter: str) -> int:
+    """Every live figure slider, moved by keyboard, must redraw its figure."""
+    figures = page.locator(".pgviz-live")
+    moved = 0
+    for i in range(figures.count()):
+        fig = figures.nth(i)
+        image = fig.locator("img").first
+        handles = fig.locator(".noUi-handle")
+        assert handles.count() >= 1, f"{chapter}: live figure {i} has no slider"
+        for j in range(handles.count()):
+            h = handles.nth(j)
+            if h.get_attribute("aria-disabled") == "true" or fig.locator(
+                    ".widget-slider").nth(j).evaluate("e => e.classList.contains('mod-disabled')"):
+                continue
+            h.scroll_into_view_if_needed()
+            before = image.get_attribute("src")
+            now, top = (float(h.get_attribute("aria-valuenow") or 0),
+                        float(h.get_attribute("aria-valuemax") or 0))
+            h.focus()
+            page.keyboard.press("ArrowLeft" if now >= top else "ArrowRight")
+            page.wait_for_function("([img, src]) => img.getAttribute('src') !== src",
+                                   arg=[image.element_handle(), before], timeout=60_000)
+            moved += 1
+    return moved
+
+
+def _train_and_stop(page, lab):
+    """Train redraws the curves; Stop ends the run with a resumable checkpoint."""
+    panel = page.locator(".pgviz-dashboard")
+    assert panel.count() == 1, "the training panel is not shown"
+    panel.scroll_into_view_if_needed()
+    curves = panel.locator("img.pgviz-dashboard-curves")
+    panel.get_by_role("button", name="Train").click()
+    seen = set()
+    t_end = time.monotonic() + 120
+    while len(seen) < 3 and time.monotonic() < t_end:  # the curves redraw as steps arrive
+        src = curves.get_attribute("src") or ""
+        if src.startswith("blob:") or src.startswith("data:"):
+            seen.add(src)
+        time.sleep(0.25)
+    assert len(seen) >= 3, f"the curves were drawn {len(seen)} times in 120 s"
+    page.get_by_role("button", name="Stop").click()
+    status = panel.locator(".pgviz-dashboard-status")
+    status.filter(has_text=re.compile("stopped|finished")).wait_for(timeout=120_000)
+    text = status.inner_text()
+    assert "saved in" in text, text
+    from pgviz.training import load_checkpoint
+
+    ckpts = sorted((lab.tmp / "runs" / "live").glob("*/checkpoint.pt"))
+    assert ckpts, f"no checkpoint under {lab.tmp / 'runs' / 'live'} ({text})"
+    ckpt = load_checkpoint(ckpts[-1])
+    assert ckpt["step"] >= 1
+    if "stopped" in text:
+        assert ckpt["finished"] is False  # resumable: train(..., resume=True) continues it
+    page.screenshot(path=str(ARTIFACTS / f"{TRAINING}-panel.png"), full_page=False)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_runs_in_jupyterlab(chapter, lab, browser, kernel_info):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    console = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+    try:
+        page.goto(lab.url(f"{chapter}.ipynb"), timeout=120_000)
+        st = _wait_state(page, f"s.path === '{chapter}.ipynb' && s.kernel === 'idle'", 180)
+        page.wait_for_timeout(1500)  # JupyterLab records the kernel's language_info now
+        st = page.evaluate(JS_STATE)
+        if (st["language"] or {}).get("version") == kernel_info[0].get("version"):
+            assert not st["dirty"], f"{chapter} is marked modified on opening"
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        st = _wait_state(page, "s.cells.every(c => c.count !== null) && s.kernel === 'idle'"
+                               " && s.busy === 'idle'", 420)
+        assert st["cells"], f"{chapter}: no code cells"
+        assert [c for c in st["cells"] if c["errors"] or c["stderr"]] == []
+        page.wait_for_timeout(1000)  # widgets render after the last reply
+        n = _move_live_sliders(page, chapter)
+        source = (ROOT / "book" / f"{chapter}.ipynb").read_text()
+        if "interactive(" in source or "snapshot_slider(" in source:
+            assert n >= 1, f"{chapter}: no live slider was found"
+        page.screenshot(path=str(ARTIFACTS / f"{chapter}.png"), full_page=False)
+        if chapter == TRAINING:
+            _train_and_stop(page, lab)
+        bad = sorted({ln.strip() for m in console for ln in m.splitlines() if BAD_CONSOLE.search(ln)})
+        assert bad == [], f"{chapter}: console messages about references/glossary: {bad}"
+    except Exception:
+        try:
+            page.screenshot(path=str(ARTIFACTS / f"{chapter}-failed.png"), full_page=False)
+        except Exception:
+            pass
+        raise
+    finally:
+        context.close()
+        lab.shutdown_kernels()
