@@ -18,7 +18,9 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -259,12 +261,29 @@ def _error(exc) -> None:
     print(f"pgviz: error: {msg}", file=sys.stderr)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM outside the training loop (which saves and stops at a batch boundary)."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    try:  # Ctrl-C at any moment, even while torch is being imported: one line, exit 130
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:  # Ctrl-C (or SIGTERM) at any moment, even while torch is being imported: one line
         return _main(argv)
+    except _Terminated:
+        print("pgviz: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("pgviz: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
 
 
 def _main(argv) -> int:

@@ -309,9 +309,9 @@ def test_ctrl_c_while_importing_torch_is_one_line(capfd, monkeypatch):
                 raise KeyboardInterrupt
             return None
 
-    monkeypatch.delitem(sys.modules, "pgviz.data")
-    monkeypatch.delitem(sys.modules, "pgviz.training")
-    monkeypatch.delitem(sys.modules, "pgviz.models")
+    monkeypatch.delitem(sys.modules, "pgviz.data", raising=False)
+    monkeypatch.delitem(sys.modules, "pgviz.training", raising=False)
+    monkeypatch.delitem(sys.modules, "pgviz.models", raising=False)
     monkeypatch.setattr(sys, "meta_path", [CtrlC(), *sys.meta_path])
     from pgviz.cli import main
     capfd.readouterr()
@@ -346,3 +346,30 @@ def test_eval_precision_is_reported(trained, tiny_npz):
     assert last_json(r.stdout)["precision"] == "bf16"
     start = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
     assert start["precision_used"] in ("fp32", "bf16") and start["precision"] == "auto"
+
+
+def test_sigterm_during_start_up_is_one_line_exit_143(capfd, monkeypatch):
+    """SIGTERM before the training loop (imports, loading data): one line, exit 143."""
+    import pgviz.cli as cli
+
+    class Unhandled(Exception):
+        pass
+
+    def outside(signum, frame):
+        raise Unhandled("SIGTERM reached the caller's handler")
+
+    old = signal.signal(signal.SIGTERM, outside)  # without pgviz's handler the test fails here
+    real = cli._build_parser
+
+    def parser_then_sigterm():
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real()
+
+    monkeypatch.setattr(cli, "_build_parser", parser_then_sigterm)
+    try:
+        capfd.readouterr()
+        assert cli.main(["bench"]) == 143
+        assert capfd.readouterr().err == "pgviz: terminated\n"
+        assert signal.getsignal(signal.SIGTERM) is outside  # put back
+    finally:
+        signal.signal(signal.SIGTERM, old)
