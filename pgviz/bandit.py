@@ -24,6 +24,7 @@ Equation labels are the book's (``{eq}`` references in the chapters):
 ``eq:entropy-grad``   ``grad H = -pi * (log pi + H)``                      (book/04, 09)
 ``eq:update``         ``theta <- theta + lr (g(a) + lambda grad H)``        (book/04, 07)
 ``eq:regularised-optimum``  ``pi* = softmax(R / lambda)``                  (book/04)
+``eq:dog-horse-logits``  ``theta(x) = u + x w``: the article's story, dogs and horses (book/04)
 ``eq:ab-expected``    the A/B expected step                               (book/07)
 ``eq:deriv-*``        the appendix's steps (objective, sum, logtrick, expectation, score,
                       baseline, surrogate)                                (book/09)
@@ -485,7 +486,7 @@ def dog_horse_simulate(entropy_weights: TensorLike = 0.0, *, n_runs: int = 200, 
     (the images look alike).  The policy's logits are ``theta(x) = u + x w`` (a shared part
     ``u`` and a feature weight ``w``, both in R^10), the baseline is ``V(x) = c + x d``.  One
     step samples ``a ~ softmax(theta(x))``, gets ``R = 1`` if ``a`` is the image's label, else
-    0, and ascends (eq:update, by the chain rule through ``theta(x)``)::
+    0, and ascends (eq:update, by the chain rule through ``theta(x)``, eq:dog-horse-logits)::
 
         g = (R - V)(onehot(a) - pi) + lambda grad H      (eq:single-sample, eq:entropy-grad)
         u += lr g,   w += lr x g,   c += baseline_lr (R - V),   d += baseline_lr (R - V) x

@@ -400,11 +400,11 @@ def policy_bars_ten(probs=None, labels=None, *, ax=None, sampled: Optional[str] 
 def policy_views(probs=None, labels=None, *, fig=None):
     """The policy two ways, side by side: the four labels that carry probability (this book's
     :func:`policy_bars`) and all ten CIFAR-10 labels in order (the article's chart)."""
-    fig = _figure(fig, (10, 3.4))
+    fig = _figure(fig, (8.5, 3.2))
     gs = fig.add_gridspec(1, 2, width_ratios=[4, 10])
     policy_bars(probs, labels, ax=fig.add_subplot(gs[0]), title="Four labels")
     policy_bars_ten(probs, labels, ax=fig.add_subplot(gs[1]),
-                    title="All ten CIFAR-10 labels, in the data set's order")
+                    title="All ten CIFAR-10 labels, in order")
     return fig
 
 

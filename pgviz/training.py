@@ -465,16 +465,28 @@ class _Interrupt:
             signal.signal(sig, old)
 
 
+def _live_display() -> bool:
+    """A terminal, or a Jupyter kernel (where tqdm draws a widget, not carriage returns)."""
+    if sys.stderr.isatty():
+        return True
+    ipython = sys.modules.get("IPython")
+    try:
+        shell = ipython.get_ipython() if ipython is not None else None
+        return shell is not None and "IPKernelApp" in shell.config
+    except Exception:
+        return False
+
+
 class _Progress:
-    """A progress bar on a terminal; elsewhere (CI, ``nohup``) a plain line every
-    ``interval`` seconds instead of thousands of carriage-return frames."""
+    """A progress bar on a terminal or in Jupyter; elsewhere (CI, ``nohup``) a plain line
+    every ``interval`` seconds instead of thousands of carriage-return frames."""
 
     interval = 10.0
 
     def __init__(self, total: int, initial: int, enabled: bool):
         self.total, self.n, self.bar, self.enabled = total, initial, None, enabled
         self._last = time.monotonic()
-        if enabled and sys.stderr.isatty():
+        if enabled and _live_display():
             from tqdm.auto import tqdm
             self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, leave=False)
 

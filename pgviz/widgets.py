@@ -54,6 +54,7 @@ import json
 import math
 import numbers
 import os
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -473,8 +474,9 @@ class InteractiveFigure:
 
 def describe_figure(fig: Figure, title: Optional[str] = None) -> str:
     """A sentence saying what ``fig`` shows, from its (super)title and each panel's
-    title and axis labels, e.g. ``"Figure: Policy. Panel "reward": x: step, y: mean."``.
-    Panels without any text (images, spacers) are counted, not described."""
+    title and axis labels, e.g. ``"Figure: Policy. Panel "reward" (x: step, y: mean)."``,
+    with mathtext made plain (``$\\lambda$`` -> ``lambda``).  Panels without any text
+    (pictures, spacers) are counted, not described."""
     parts = []
     sup = title or (fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else "")
     parts.append(f"Figure: {sup.strip()}." if sup and sup.strip() else "Figure.")
@@ -489,8 +491,15 @@ def describe_figure(fig: Figure, title: Optional[str] = None) -> str:
         parts.append(f"Panel \u201c{name}\u201d" + (f" ({axes})." if axes else ".") if name
                      else f"Panel with {axes}.")
     if bare:
-        parts.append(f"{bare} unlabelled panel{'s' if bare > 1 else ''} (pictures).")
-    return " ".join(p.replace("\n", " ").replace("$", "") for p in parts)
+        parts.append(f"{bare} more panel{'s' if bare > 1 else ''} without titles.")
+    return _plain(" ".join(parts))
+
+
+def _plain(text: str) -> str:
+    """Mathtext as words a screen reader can say: ``$\\pi_y$`` -> ``pi_y``."""
+    text = text.replace("\n", " ").replace("$", "").replace("\\|", "|")
+    text = re.sub(r"\\([A-Za-z]+)", r"\1", text)
+    return re.sub(r"[{}]", "", re.sub(r"\s+", " ", text)).strip()
 
 
 def _html_escape(s: str) -> str:

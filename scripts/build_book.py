@@ -11,6 +11,13 @@ Steps (from a clean clone; only the package registries are needed):
    (skipped when it is already there; see ``_ext/offline_assets.py``, the
    Sphinx extension ``_config.yml`` loads, which serves it from
    ``_build/html/_static/mathjax``);
+0. check that the data the chapters read (``PGVIZ_DATA``) can be loaded, and
+   say so in one line if not (before any chapter runs);
+1. key the execution cache on that data: a stamp of it (path, size and
+   modification time of a file; the name of ``synthetic``/``cifar10``) is kept
+   in ``_build/.pgviz-data-stamp``; when it changes (or is missing: the last
+   build did not finish) the cache ``_build/.jupyter_cache`` is emptied and
+   every page is rebuilt (``--all``), so a book never shows other data's outputs;
 2. ``jupyter-book build . -W --keep-going`` (every chapter is executed; the
    execution cache in ``_build/.jupyter_cache`` makes unchanged rebuilds quick);
 3. check the result: ``_static/mathjax/tex-chtml.js`` is there and no page or
@@ -18,12 +25,14 @@ Steps (from a clean clone; only the package registries are needed):
 
 ``PGVIZ_DATA`` (the CIFAR-10 source for the book) defaults to
 ``../shared/data/cifar10-train-subset.npz`` when that file exists.
-Exit status: 0 on success, non-zero if any step fails.
+Exit status: 0 on success, 2 when the data cannot be had, non-zero if any step fails.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -34,11 +43,64 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "_ext"))
 import offline_assets  # noqa: E402  (_ext/offline_assets.py)
 
-HTML = ROOT / "_build" / "html"
+BUILD = ROOT / "_build"
+HTML = BUILD / "html"
+STAMP = ".pgviz-data-stamp"
 
 
 def log(msg: str) -> None:
     print(f"[build_book] {msg}", flush=True)
+
+
+def data_stamp(source: str | None) -> dict:
+    """What identifies the chapters' data: a file's resolved path, size and mtime, or
+    the name of a built-in source (``synthetic``, ``cifar10``: the latter with its cache)."""
+    source = (source or "").strip() or "cifar10"
+    if source in ("synthetic", "cifar10"):
+        stamp = {"source": source}
+        if source == "cifar10":
+            sys.path.insert(0, str(ROOT))
+            from pgviz.data import default_cache_dir
+            stamp["cache"] = str(default_cache_dir().resolve())
+        return stamp
+    path = Path(source).expanduser().resolve()
+    try:
+        st = path.stat()
+    except OSError:
+        return {"source": str(path), "missing": True}
+    return {"source": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def key_cache(build: Path, stamp: dict) -> bool:
+    """Empty the execution cache unless it was made from data with this ``stamp``;
+    True when it was emptied (then every page must be rebuilt).  The stamp is
+    removed until :func:`seal_cache` (a build that stops half-way leaves none)."""
+    path = build / STAMP
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = None
+    path.unlink(missing_ok=True)
+    if old == stamp:
+        return False
+    shutil.rmtree(build / ".jupyter_cache", ignore_errors=True)
+    return True
+
+
+def seal_cache(build: Path, stamp: dict) -> None:
+    build.mkdir(parents=True, exist_ok=True)
+    (build / STAMP).write_text(json.dumps(stamp, sort_keys=True) + "\n")
+
+
+def check_data(source: str | None) -> str | None:
+    """Load the chapters' data once; ``None`` if it works, else the one-line reason."""
+    sys.path.insert(0, str(ROOT))
+    from pgviz.data import DataError, load_dataset
+    try:
+        load_dataset(source or None)
+    except DataError as exc:
+        return " ".join(str(exc).split())
+    return None
 
 
 def check_offline(html: Path) -> list[str]:
@@ -69,14 +131,27 @@ def main(argv: list[str] | None = None) -> int:
     shared = (ROOT / ".." / "shared" / "data" / "cifar10-train-subset.npz").resolve()
     if "PGVIZ_DATA" not in os.environ and shared.is_file():
         os.environ["PGVIZ_DATA"] = str(shared)
+    given = os.environ.get("PGVIZ_DATA", "").strip()
+    if given and given not in ("synthetic", "cifar10"):  # chapters run in book/: make it absolute
+        os.environ["PGVIZ_DATA"] = str(Path(given).expanduser().absolute())
     log(f"PGVIZ_DATA={os.environ.get('PGVIZ_DATA', '(unset: pgviz default)')}")
+    t0 = time.time()
+    problem = check_data(os.environ.get("PGVIZ_DATA"))
+    if problem:
+        log(f"ERROR: the chapters' data cannot be loaded: {problem} (set PGVIZ_DATA to a CIFAR-shaped "
+            f".npz, e.g. PGVIZ_DATA=../shared/data/cifar10-train-subset.npz, or to 'synthetic')")
+        return 2
+    stamp = data_stamp(os.environ.get("PGVIZ_DATA"))
+    if key_cache(BUILD, stamp):
+        log("data differs from the cached execution (or no finished build): cache emptied, "
+            "every page rebuilt")
+        extra = [*extra, "--all"] if "--all" not in extra else extra
     # Chapter kernels must use matplotlib's inline backend, or figures drawn with pyplot
     # vanish from the book; a MPLBACKEND such as Agg in the environment would override it.
     if os.environ.pop("MPLBACKEND", None):
         log("MPLBACKEND unset for the chapter kernels (figures need the inline backend)")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-    t0 = time.time()
     try:
         es5 = offline_assets.ensure_mathjax(ROOT)
     except RuntimeError as exc:
@@ -91,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if rc != 0:
         log(f"ERROR: jupyter-book build failed (exit {rc})")
         return rc
+    seal_cache(BUILD, stamp)
     if not args.no_check:
         problems = check_offline(HTML)
         if problems:

@@ -238,3 +238,109 @@ def test_loader_state_resumes_mid_epoch_exactly():
     rest_b = [x for x, _ in b] + [x for x, _ in b]
     assert len(rest_a) == len(rest_b) == 4 + 6
     assert all(torch.equal(p, q) for p, q in zip(rest_a, rest_b))
+
+
+# ----------------------------------------------------------------------------
+# Issue 11
+# ----------------------------------------------------------------------------
+def test_cifar10_download_gives_up_on_a_silent_network(tmp_path, monkeypatch):
+    """A server that accepts the connection and never answers: a clear error in seconds."""
+    import socket
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])  # ... and say nothing
+            except OSError:
+                pass
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    monkeypatch.setattr(tv_cifar.CIFAR10, "url", f"http://127.0.0.1:{srv.getsockname()[1]}/cifar.tar.gz")
+    monkeypatch.setenv("PGVIZ_DOWNLOAD_TIMEOUT", "1")
+    result = []
+
+    def load():
+        try:
+            data.load_dataset("cifar10", data_dir=tmp_path / "cache")
+        except Exception as exc:
+            result.append(exc)
+    loader = threading.Thread(target=load, daemon=True)  # a hang fails the test, not the suite
+    loader.start()
+    loader.join(timeout=30)
+    stop.set()
+    t.join()
+    for c in held:
+        c.close()
+    srv.close()
+    assert not loader.is_alive(), "the download still hangs after 30 s"
+    assert len(result) == 1 and isinstance(result[0], DataError), result
+    msg = str(result[0])
+    assert "did not answer within 1 s" in msg and "--data PATH.npz" in msg and "\n" not in msg
+    assert socket.getdefaulttimeout() is None  # restored
+
+
+def test_eval_set_is_the_test_split(monkeypatch, fake_cifar):
+    syn = data.make_synthetic()
+    images, labels, names = data.load_eval_set("synthetic")
+    assert torch.equal(images, syn.test_images) and torch.equal(labels, syn.test_labels)
+    ds = data.load_dataset("cifar10", data_dir=fake_cifar)
+    images, labels, names = data.load_eval_set("cifar10", data_dir=fake_cifar)
+    assert torch.equal(images, ds.test_images) and torch.equal(labels, ds.test_labels)
+    assert len(images) == 8 and names == data.CIFAR10_CLASSES
+
+
+def test_random_crop_offsets_cover_0_to_2_pad():
+    """Every offset 0..2*pad occurs in both directions (and nothing else)."""
+    n, pad = 400, 4
+    rows = torch.arange(1, 33, dtype=torch.uint8)
+    img = torch.zeros(n, 32, 32, 3, dtype=torch.uint8)
+    img[..., 0] = rows[:, None]  # channel 0: row number + 1
+    img[..., 1] = rows[None, :]  # channel 1: column number + 1
+    out = data.augment(img, torch.Generator().manual_seed(0), pad=pad, flip=False)
+
+    def offsets(first_line):  # values along the first row/column of each crop
+        nz = (first_line > 0).int().argmax(1)  # zeros of padding come first when offset < pad
+        start = first_line[torch.arange(n), nz].long() - 1
+        return (start - nz + pad).tolist()
+
+    dy = offsets(out[:, :, 0, 0])
+    dx = offsets(out[:, 0, :, 1])
+    assert set(dy) == set(range(2 * pad + 1)) and set(dx) == set(range(2 * pad + 1))
+
+
+def test_npz_reads_only_the_arrays_it_uses(tmp_path, monkeypatch):
+    path = _npz(tmp_path / "extra.npz", huge_unused=np.zeros(10, np.float64))
+    read = []
+    real = np.lib.npyio.NpzFile.__getitem__
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", lambda self, k: read.append(k) or real(self, k))
+    ds = data.load_npz(path)
+    assert len(ds.train_labels) == 40
+    assert "huge_unused" not in read and set(read) <= {"images", "labels", "label_names",
+                                                        "test_images", "test_labels"}
+
+
+@pytest.mark.parametrize("names", [[], ["cat"]])
+def test_npz_needs_two_label_names(tmp_path, names):
+    path = _npz(tmp_path / "n.npz", labels=np.zeros(50, np.uint8), label_names=np.array(names, dtype="<U5"))
+    with pytest.raises(DataError, match="at least 2 classes"):
+        data.load_npz(path)
+
+
+def test_canonical_source_and_fingerprint(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert data.canonical_source("synthetic") == "synthetic" and data.canonical_source(" cifar10 ") == "cifar10"
+    assert data.canonical_source("./x.npz") == data.canonical_source("x.npz") == str(tmp_path / "x.npz")
+    assert data.canonical_source("./synthetic") == str(tmp_path / "synthetic")
+    with pytest.raises(DataError, match="not found"):
+        data.load_dataset("./synthetic")
+    a, b = data.make_synthetic(64, 32), data.make_synthetic(64, 32)
+    assert data.fingerprint(a) == data.fingerprint(b)
+    b.train_images[0, 0, 0, 0] ^= 1
+    assert data.fingerprint(a) != data.fingerprint(b)

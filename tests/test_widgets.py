@@ -262,7 +262,9 @@ def test_describe_figure_counts_pictures_and_reads_labels():
     b.set_ylabel("reward")
     fig.suptitle("Horse\nand policy")
     assert describe_figure(fig) == ("Figure: Horse and policy. Panel with y: reward. "
-                                    "1 unlabelled panel (pictures).")
+                                    "1 more panel without titles.")
+    b.set_title(r"$\pi_y = 0.9$: $\|e_a - \pi\|^2$, ${\lambda}$")
+    assert describe_figure(fig).split(". ")[1] == "Panel \u201cpi_y = 0.9: |e_a - pi|^2, lambda\u201d (y: reward)"
 
 
 def test_live_widget_is_marked_for_the_jupyterlab_test():
