@@ -262,7 +262,10 @@ def test_chapter_runs_in_jupyterlab(chapter, lab, browser, kernel_info):
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         st = _wait_state(page, "s.cells.every(c => c.count !== null) && s.kernel === 'idle'"
                                " && s.busy === 'idle'", 420)
-        assert st["cells"], f"{chapter}: no code cells"
+        nb = json.loads((ROOT / "book" / f"{chapter}.ipynb").read_text())
+        has_code = any(c["cell_type"] == "code" for c in nb["cells"])
+        # text-only pages (glossary, where next) have nothing to run
+        assert bool(st["cells"]) == has_code, f"{chapter}: code cells did not run"
         assert [c for c in st["cells"] if c["errors"] or c["stderr"]] == []
         page.wait_for_timeout(1000)  # widgets render after the last reply
         n = _move_live_sliders(page, chapter)
