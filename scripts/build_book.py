@@ -15,9 +15,10 @@ Steps (from a clean clone; only the package registries are needed):
    say so in one line if not (before any chapter runs);
 1. key the execution cache on that data: a stamp of it (path, size and
    modification time of a file; the name of ``synthetic``/``cifar10``) is kept
-   in ``_build/.pgviz-data-stamp``; when it changes (or is missing: the last
-   build did not finish) the cache ``_build/.jupyter_cache`` is emptied and
-   every page is rebuilt (``--all``), so a book never shows other data's outputs;
+   in ``_build/.pgviz-data-stamp``; when the data changes the cache
+   ``_build/.jupyter_cache`` is emptied, and until a build with the new data
+   finishes every page is rebuilt (``--all``), so a book never shows other
+   data's outputs;
 2. ``jupyter-book build . -W --keep-going`` (every chapter is executed; the
    execution cache in ``_build/.jupyter_cache`` makes unchanged rebuilds quick);
 3. check the result: ``_static/mathjax/tex-chtml.js`` is there and no page or
@@ -72,24 +73,32 @@ def data_stamp(source: str | None) -> dict:
 
 
 def key_cache(build: Path, stamp: dict) -> bool:
-    """Empty the execution cache unless it was made from data with this ``stamp``;
-    True when it was emptied (then every page must be rebuilt).  The stamp is
-    removed until :func:`seal_cache` (a build that stops half-way leaves none)."""
-    path = build / STAMP
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
-        old = None
-    path.unlink(missing_ok=True)
-    if old == stamp:
-        return False
-    shutil.rmtree(build / ".jupyter_cache", ignore_errors=True)
-    return True
+    """Key the execution cache on the data; True when every page must be rebuilt.
+
+    ``STAMP`` names the data of the last *finished* build; ``STAMP.pending`` the data
+    of a build under way (its cache entries are from that data).  Other data than
+    both: the cache is emptied.  Anything but a finished build with this data: every
+    page is rebuilt (Sphinx would otherwise keep pages of a build that stopped).
+    """
+    def read(path):
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+    done, pending = read(build / STAMP), read(build / (STAMP + ".pending"))
+    (build / STAMP).unlink(missing_ok=True)
+    if stamp not in (done, pending):
+        shutil.rmtree(build / ".jupyter_cache", ignore_errors=True)
+    build.mkdir(parents=True, exist_ok=True)
+    (build / (STAMP + ".pending")).write_text(json.dumps(stamp, sort_keys=True) + "\n")
+    return done != stamp
 
 
 def seal_cache(build: Path, stamp: dict) -> None:
+    """The build finished: its data is the cache's key from now on."""
     build.mkdir(parents=True, exist_ok=True)
     (build / STAMP).write_text(json.dumps(stamp, sort_keys=True) + "\n")
+    (build / (STAMP + ".pending")).unlink(missing_ok=True)
 
 
 def check_data(source: str | None) -> str | None:
@@ -143,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stamp = data_stamp(os.environ.get("PGVIZ_DATA"))
     if key_cache(BUILD, stamp):
-        log("data differs from the cached execution (or no finished build): cache emptied, "
-            "every page rebuilt")
+        log("no finished build with this data: every page is rebuilt (--all)")
         extra = [*extra, "--all"] if "--all" not in extra else extra
     # Chapter kernels must use matplotlib's inline backend, or figures drawn with pyplot
     # vanish from the book; a MPLBACKEND such as Agg in the environment would override it.
