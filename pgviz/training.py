@@ -678,6 +678,7 @@ class _Run:
         """Evaluate, then log the epoch's row, save, and only then tell the callbacks
         (the row goes first: a crash before the save leaves a row that resume drops)."""
         st, config = self.st, self.config
+        self.check_finite(st["epoch"] + 1)  # before its row is written: no row for a lost epoch
         st["epoch"] += 1
         test = evaluate(self.evaluated, self.ds.test_images, self.ds.test_labels, device=self.device)
         n = max(st["sums"][-1].item(), 1.0)
@@ -694,6 +695,19 @@ class _Run:
         for cb in callbacks:
             cb({**event, "model": self.evaluated, "live_model": self.model})
 
+    def check_finite(self, epoch: int) -> None:
+        """Raise :class:`TrainingDiverged` if any weight, buffer (BatchNorm statistics) or
+        optimiser moment of the live network or its average is NaN or infinite: the loss
+        can stay finite while a running variance is not."""
+        sd = [self.model.state_dict(), self.opt.state_dict()["state"]]
+        if self.ema is not None:
+            sd.append(self.ema.model.state_dict())
+        bad = _nonfinite(*sd)
+        if bad:
+            raise TrainingDiverged(
+                f"{len(bad)} weights or statistics became non-finite (e.g. {bad[0]}) by step "
+                f"{self.st['step']} (epoch {epoch}); training stopped and {self.kept()}; try a smaller --lr")
+
     def save(self, finished: bool = False) -> None:
         """Write the checkpoint atomically, after checking every weight, buffer and optimiser
         moment is finite (else :class:`TrainingDiverged`, and the old checkpoint stays)."""
@@ -702,12 +716,7 @@ class _Run:
         st, ema = self.st, self.ema
         state = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
                  "ema": ema.model.state_dict() if ema is not None else None}
-        bad = _nonfinite(state["model"], state["ema"] or {}, state["optimizer"]["state"])
-        if bad:
-            raise TrainingDiverged(
-                f"{len(bad)} weights or statistics became non-finite (e.g. {bad[0]}) by step {st['step']} "
-                f"(epoch {st['epoch'] if not self.loader.position else st['epoch'] + 1}); "
-                f"training stopped and {self.kept()}; try a smaller --lr")
+        self.check_finite(st["epoch"] if not self.loader.position else st["epoch"] + 1)
         try:
             _save_atomic({
                 "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": asdict(self.config),

@@ -294,8 +294,10 @@ def test_nonfinite_buffer_is_never_saved(tmp_path, small):
 
     with pytest.raises(TrainingDiverged, match=r"non-finite.*running_var.*epoch 1\)") as err:
         train(_cfg(tmp_path, epochs=3), callbacks=[poison], dataset=small)
-    assert "\n" not in str(err.value)
+    assert "\n" not in str(err.value) and "(epoch 2)" in str(err.value)
     assert _assert_finite_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 1
+    rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+    assert [r["epoch"] for r in rows if r["event"] == "epoch"] == [1]  # no row for the lost epoch
 
 
 def test_huge_lr_never_leaves_infinite_weights(tmp_path):
