@@ -219,6 +219,12 @@ def _train_and_stop(page, lab):
     assert panel.count() == 1, "the training panel is not shown"
     panel.scroll_into_view_if_needed()
     curves = panel.locator("img.pgviz-dashboard-curves")
+    assert curves.is_hidden()  # no empty (broken) image before the first run
+    # a run long enough to be stopped: the epochs slider to its end, from the keyboard
+    epochs = panel.locator(".widget-slider", has_text="epochs")
+    epochs.locator(".noUi-handle").focus()
+    page.keyboard.press("End")
+    epochs.locator(".widget-readout", has_text="100").wait_for(timeout=30_000)
     panel.get_by_role("button", name="Train").click()
     seen = set()
     t_end = time.monotonic() + 120
@@ -239,8 +245,7 @@ def _train_and_stop(page, lab):
     assert ckpts, f"no checkpoint under {lab.tmp / 'runs' / 'live'} ({text})"
     ckpt = load_checkpoint(ckpts[-1])
     assert ckpt["step"] >= 1
-    if "stopped" in text:
-        assert ckpt["finished"] is False  # resumable: train(..., resume=True) continues it
+    assert text.startswith("stopped") and ckpt["finished"] is False  # resumable (--resume)
     page.screenshot(path=str(ARTIFACTS / f"{TRAINING}-panel.png"), full_page=False)
 
 
