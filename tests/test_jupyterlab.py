@@ -250,7 +250,9 @@ def test_chapter_runs_in_jupyterlab(chapter, lab, browser, kernel_info):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     console = []
-    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    # jupyterlab-myst reports unresolved references and bad glossaries as console errors
+    page.on("console", lambda m: m.type in ("error", "warning")
+            and console.append(f"{m.type}: {m.text}"))
     page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
     try:
         page.goto(lab.url(f"{chapter}.ipynb"), timeout=120_000)
@@ -260,17 +262,18 @@ def test_chapter_runs_in_jupyterlab(chapter, lab, browser, kernel_info):
         if (st["language"] or {}).get("version") == kernel_info[0].get("version"):
             assert not st["dirty"], f"{chapter} is marked modified on opening"
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        st = _wait_state(page, "s.cells.every(c => c.count !== null) && s.kernel === 'idle'"
-                               " && s.busy === 'idle'", 420)
-        nb = json.loads((ROOT / "book" / f"{chapter}.ipynb").read_text())
-        has_code = any(c["cell_type"] == "code" for c in nb["cells"])
-        # text-only pages (glossary, where next) have nothing to run
-        assert bool(st["cells"]) == has_code, f"{chapter}: code cells did not run"
+        # done: every code cell ran, or one failed (Run All stops there)
+        st = _wait_state(page, "(s.cells.every(c => c.count !== null)"
+                               " || s.cells.some(c => c.errors.length))"
+                               " && s.kernel === 'idle' && s.busy === 'idle'", 420)
+        source = (ROOT / "book" / f"{chapter}.ipynb").read_text()
+        n_code = sum(c["cell_type"] == "code" for c in json.loads(source)["cells"])
+        assert len(st["cells"]) == n_code  # text-only chapters (glossary) have none
         assert [c for c in st["cells"] if c["errors"] or c["stderr"]] == []
+        assert [c["source"] for c in st["cells"] if c["count"] is None] == []
         page.wait_for_timeout(1000)  # widgets render after the last reply
         n = _move_live_sliders(page, chapter)
-        source = (ROOT / "book" / f"{chapter}.ipynb").read_text()
-        if "interactive(" in source or "snapshot_slider(" in source:
+        if re.search(r"interactive\(|_slider\(", source):
             assert n >= 1, f"{chapter}: no live slider was found"
         page.screenshot(path=str(ARTIFACTS / f"{chapter}.png"), full_page=False)
         if chapter == TRAINING:
