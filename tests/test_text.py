@@ -219,17 +219,10 @@ def test_chapters_link_the_glossary():
     assert len(linking) >= 6, f"only {linking} link terms to the glossary"
 
 
-# Chapters whose Markdown another branch was rewriting when {doc} was retired here;
-# convert their {doc} roles to Markdown links and empty this set.
-DOC_ROLE_PENDING = {"04_regularisation.ipynb", "05_implementation.ipynb"}
-
-
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
 def test_no_doc_role(path):
     """jupyterlab-myst renders {doc}`x` as a link to the file "x" (no suffix: not found)
     and {doc}`text <x>` as "text <x>"; a Markdown link [text](x.ipynb) works in both."""
-    if path.name in DOC_ROLE_PENDING:
-        pytest.skip("Markdown of this chapter is being rewritten on another branch")
     hits = re.findall(r"\{doc\}`[^`]*`", markdown(path))
     assert not hits, f"{path.name}: {hits}; use [Title](chapter.ipynb)"
 
