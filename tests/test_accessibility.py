@@ -25,22 +25,14 @@ from pathlib import Path
 
 import pytest
 from booktoc import toc_files
+from browsers import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = Path(os.environ.get("PGVIZ_BOOK_HTML", ROOT / "_build" / "html"))
-REQUIRED = os.environ.get("PGVIZ_BROWSER_TEST", "") not in ("", "0")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               "--disable-background-networking", "--disable-dev-shm-usage"]
 AXE_SPEC = "axe-core@4"
 AXE_PREFIX = ROOT / ".cache" / "npm" / "axe"
 PAGES = [re.sub(r"\.(ipynb|md|rst)$", "", f) for f in toc_files()]
 BLOCKING = ("critical", "serious")
-
-
-def _unavailable(reason: str):
-    if REQUIRED:
-        pytest.fail(f"PGVIZ_BROWSER_TEST is set but {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def ensure_axe(prefix: Path = AXE_PREFIX) -> Path:
@@ -67,32 +59,14 @@ def axe_js() -> Path:
     try:
         return ensure_axe()
     except (FileNotFoundError, RuntimeError, subprocess.TimeoutExpired) as exc:
-        _unavailable(f"axe-core is not available: {exc}")
+        unavailable(f"axe-core is not available: {exc}")
 
 
 @pytest.fixture(scope="module")
 def book() -> Path:
     if not (BOOK / "index.html").is_file():
-        _unavailable(f"no built book at {BOOK} (python scripts/build_book.py)")
+        unavailable(f"no built book at {BOOK} (python scripts/build_book.py)")
     return BOOK
-
-
-@pytest.fixture(scope="module")
-def browser():
-    exe = next((c for c in (os.environ.get("PGVIZ_CHROMIUM"), "/usr/bin/chromium",
-                            shutil.which("chromium")) if c and Path(c).is_file()), None)
-    if exe is None:
-        _unavailable("Chromium was not found (set PGVIZ_CHROMIUM)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=LAUNCH_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture

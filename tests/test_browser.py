@@ -31,39 +31,23 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import warnings
 from pathlib import Path
 
 import pytest
 from booktoc import toc_files
+from browsers import unavailable
+from helpers import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK_ROOT = Path(os.environ.get("PGVIZ_BOOK_ROOT", ROOT))  # where _toc.yml and _build/ are
 BOOK = Path(os.environ.get("PGVIZ_BOOK_HTML", BOOK_ROOT / "_build" / "html"))
 SHOTS = Path(os.environ.get("PGVIZ_SCREENSHOTS", BOOK_ROOT / "_build" / "screenshots"))
-REQUIRED = os.environ.get("PGVIZ_BROWSER_TEST", "") not in ("", "0")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               "--disable-background-networking", "--disable-dev-shm-usage"]
-
-
-def _unavailable(reason: str):
-    if REQUIRED:
-        pytest.fail(f"PGVIZ_BROWSER_TEST is set but {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def toc_docnames(toc_path: Path = BOOK_ROOT / "_toc.yml") -> list[str]:
     """Every document in the table of contents, in reading order (no file extension)."""
     return [re.sub(r"\.(ipynb|md|rst)$", "", n) for n in toc_files(toc_path)]
-
-
-def chromium_path() -> str | None:
-    for cand in (os.environ.get("PGVIZ_CHROMIUM"), "/usr/bin/chromium",
-                 shutil.which("chromium"), shutil.which("chromium-browser")):
-        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
-            return cand
-    return None
 
 
 try:
@@ -78,25 +62,8 @@ except Exception:  # no/invalid toc: test_toc_pages_built reports it
 @pytest.fixture(scope="module")
 def book() -> Path:
     if not (BOOK / "index.html").is_file() and not any(BOOK.glob("**/*.html")):
-        _unavailable(f"no built book at {BOOK} (run: python scripts/build_book.py)")
+        unavailable(f"no built book at {BOOK} (run: python scripts/build_book.py)")
     return BOOK
-
-
-@pytest.fixture(scope="module")
-def browser(book):
-    exe = chromium_path()
-    if exe is None:
-        _unavailable("Chromium not found (apt-get install -y chromium, or set PGVIZ_CHROMIUM)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright Python package is not installed")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=exe, headless=True, args=LAUNCH_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture()
@@ -242,12 +209,7 @@ def test_toc_pages_built(book):
 
 def test_no_network_resources_in_html(book):
     """No page or stylesheet loads anything from the network."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("offline_assets",
-                                                  ROOT / "_ext" / "offline_assets.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_file("offline_assets", ROOT / "_ext" / "offline_assets.py")
     found = mod.find_external_resources(book)
     assert not found, f"built HTML loads from the network: {json.dumps(found, indent=1)}"
 

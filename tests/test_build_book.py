@@ -1,22 +1,19 @@
 """scripts/build_book.py: the execution cache is keyed on the chapters' data, and missing
 data is reported in one line before any chapter runs (no book is built here)."""
-import importlib.util
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bb():
-    spec = importlib.util.spec_from_file_location("build_book", ROOT / "scripts" / "build_book.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_file("build_book", ROOT / "scripts" / "build_book.py")
 
 
 def _npz(path, n=20):

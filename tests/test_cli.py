@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import fail_torch_save
+
 from pgviz import data
 
 ENV = {**os.environ, "PGVIZ_DATA": "synthetic", "OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}
@@ -133,8 +135,9 @@ def _main_in_process(capfd, monkeypatch, argv):
     return code, out, err
 
 
-def test_ctrl_c_saves_and_resume_finishes(tmp_path):
-    out = tmp_path / "run"
+def _signal_training(out, sig):
+    """``pgviz train`` (synthetic data, 50 epochs, into ``out``) in a subprocess, sent ``sig``
+    once its first step is logged; ``(process, stdout, stderr)`` after it exits."""
     p = subprocess.Popen([sys.executable, "-m", "pgviz", "train", "--data", "synthetic", "--out", str(out),
                           "--epochs", "50", "--batch-size", "64", "--device", "cpu", "--quiet"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
@@ -142,8 +145,14 @@ def test_ctrl_c_saves_and_resume_finishes(tmp_path):
     deadline = time.time() + 90
     while time.time() < deadline and not (metrics.exists() and '"event": "step"' in metrics.read_text()):
         time.sleep(0.2)
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     stdout, stderr = p.communicate(timeout=60)
+    return p, stdout, stderr
+
+
+def test_ctrl_c_saves_and_resume_finishes(tmp_path):
+    out = tmp_path / "run"
+    p, stdout, stderr = _signal_training(out, signal.SIGINT)
     assert p.returncode == 130, stderr
     assert "Traceback" not in stderr and "--resume" in stderr
     summary = last_json(stdout)
@@ -268,15 +277,7 @@ def test_diverged_run_exits_1_and_eval_stays_valid_json(tmp_path, capfd, monkeyp
 
 
 def test_a_failed_write_exits_3_and_keeps_the_checkpoint(tmp_path, capfd, monkeypatch):
-    real, calls = torch.save, []
-
-    def full_disk(obj, f, *a, **k):
-        calls.append(f)
-        if len(calls) == 2:
-            raise OSError(28, "No space left on device")
-        return real(obj, f, *a, **k)
-
-    monkeypatch.setattr(torch, "save", full_disk)
+    fail_torch_save(monkeypatch, on_call=2)
     out = tmp_path / "w"
     code, stdout, stderr = _main_in_process(capfd, monkeypatch, [
         "train", "--data", "synthetic", "--out", out, "--epochs", 3, "--device", "cpu", "--quiet"])
@@ -327,15 +328,7 @@ def test_ctrl_c_while_importing_torch_is_one_line(capfd, monkeypatch):
 
 def test_sigterm_saves_and_exits_143(tmp_path):
     out = tmp_path / "run"
-    p = subprocess.Popen([sys.executable, "-m", "pgviz", "train", "--data", "synthetic", "--out", str(out),
-                          "--epochs", "50", "--batch-size", "64", "--device", "cpu", "--quiet"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-    metrics = out / "metrics.jsonl"
-    deadline = time.time() + 90
-    while time.time() < deadline and not (metrics.exists() and '"event": "step"' in metrics.read_text()):
-        time.sleep(0.2)
-    p.send_signal(signal.SIGTERM)
-    stdout, stderr = p.communicate(timeout=60)
+    p, stdout, stderr = _signal_training(out, signal.SIGTERM)
     assert p.returncode == 143, stderr
     assert "Traceback" not in stderr and "--resume" in stderr
     summary = last_json(stdout)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -32,29 +31,14 @@ from pathlib import Path
 
 import pytest
 from booktoc import toc_files
+from browsers import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUIRED = os.environ.get("PGVIZ_BROWSER_TEST", "") not in ("", "0")
 ARTIFACTS = Path(os.environ.get("PGVIZ_ARTIFACTS", ROOT / "_build" / "test-artifacts")) / "jupyterlab"
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-               "--disable-background-networking", "--disable-dev-shm-usage"]
 CHAPTERS = [Path(f).name for f in toc_files() if (ROOT / f"{f}.ipynb").is_file()]
 TRAINING = "08_training_cifar10"
 # console messages of jupyterlab-myst about references / glossary it could not render
 BAD_CONSOLE = re.compile(r"cross.?reference|glossary", re.I)
-
-
-def _unavailable(reason: str):
-    if REQUIRED:
-        pytest.fail(f"PGVIZ_BROWSER_TEST is set but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def _chromium() -> str | None:
-    for cand in (os.environ.get("PGVIZ_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
-            return cand
-    return None
 
 
 def _has_jupyterlab() -> bool:
@@ -71,7 +55,7 @@ def _has_jupyterlab() -> bool:
 # ---------------------------------------------------------------------------
 def test_lab_extensions_compatible():
     if not _has_jupyterlab():
-        _unavailable("jupyterlab / jupyterlab-myst is not installed")
+        unavailable("jupyterlab / jupyterlab-myst is not installed")
     res = subprocess.run([sys.executable, "-m", "jupyter", "labextension", "list"],
                          capture_output=True, text=True, timeout=120)
     text = re.sub(r"\x1b\[[0-9;]*m", "", res.stdout + res.stderr)
@@ -130,7 +114,7 @@ def test_metadata_is_what_the_kernel_reports(chapter, kernel_info):
 @pytest.fixture(scope="module")
 def lab():
     if not _has_jupyterlab():
-        _unavailable("jupyterlab / jupyterlab-myst is not installed")
+        unavailable("jupyterlab / jupyterlab-myst is not installed")
     from jlab import Lab
 
     server = Lab()
@@ -139,23 +123,6 @@ def lab():
     finally:
         server.close()
         assert not server.leftover_pids(), "kernels left running"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    exe = _chromium()
-    if exe is None:
-        _unavailable("Chromium was not found (set PGVIZ_CHROMIUM)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=LAUNCH_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 # JavaScript run in the page (JupyterLab's app object is exposed by the server option

@@ -1,20 +1,17 @@
 """Unit tests of _ext/offline_assets.py (no book build, no npm, no network)."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from helpers import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def oa():
-    spec = importlib.util.spec_from_file_location("offline_assets", ROOT / "_ext" / "offline_assets.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_file("offline_assets", ROOT / "_ext" / "offline_assets.py")
 
 
 def test_finds_network_resources(oa, tmp_path):

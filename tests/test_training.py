@@ -6,6 +6,8 @@ import os
 import pytest
 import torch
 
+from helpers import fail_torch_save
+
 from pgviz import data, models, training
 from pgviz.training import StopTraining, TrainConfig, TrainingDiverged, train
 
@@ -357,15 +359,7 @@ def test_output_folder_is_checked_before_the_data(tmp_path):
 
 
 def test_a_failed_write_keeps_the_old_checkpoint(tmp_path, small, monkeypatch):
-    real, calls = torch.save, []
-
-    def full_disk(obj, f, *a, **k):
-        calls.append(f)
-        if len(calls) == 2:
-            raise OSError(28, "No space left on device")
-        return real(obj, f, *a, **k)
-
-    monkeypatch.setattr(torch, "save", full_disk)
+    fail_torch_save(monkeypatch, on_call=2)
     with pytest.raises(training.OutputError, match="No space left.*checkpoint \\(epoch 1\\) was kept") as err:
         train(_cfg(tmp_path, epochs=3), dataset=small)
     assert "\n" not in str(err.value)
