@@ -135,9 +135,10 @@ def _main_in_process(capfd, monkeypatch, argv):
     return code, out, err
 
 
-def _signal_training(out, sig):
+def _signal_training(out, sig, exit_code, status):
     """``pgviz train`` (synthetic data, 50 epochs, into ``out``) in a subprocess, sent ``sig``
-    once its first step is logged; ``(process, stdout, stderr)`` after it exits."""
+    once its first step is logged: it exits with ``exit_code``, no traceback, a ``--resume``
+    hint and a JSON summary with ``status`` after step 1 or later; returns that summary."""
     p = subprocess.Popen([sys.executable, "-m", "pgviz", "train", "--data", "synthetic", "--out", str(out),
                           "--epochs", "50", "--batch-size", "64", "--device", "cpu", "--quiet"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
@@ -147,16 +148,16 @@ def _signal_training(out, sig):
         time.sleep(0.2)
     p.send_signal(sig)
     stdout, stderr = p.communicate(timeout=60)
-    return p, stdout, stderr
+    assert p.returncode == exit_code, stderr
+    assert "Traceback" not in stderr and "--resume" in stderr
+    summary = last_json(stdout)
+    assert summary["status"] == status and summary["step"] >= 1
+    return summary
 
 
 def test_ctrl_c_saves_and_resume_finishes(tmp_path):
     out = tmp_path / "run"
-    p, stdout, stderr = _signal_training(out, signal.SIGINT)
-    assert p.returncode == 130, stderr
-    assert "Traceback" not in stderr and "--resume" in stderr
-    summary = last_json(stdout)
-    assert summary["status"] == "interrupted" and summary["step"] >= 1
+    _signal_training(out, signal.SIGINT, 130, "interrupted")
     r = pgviz("train", "--out", out, "--resume", "--epochs", 1, "--quiet")
     assert r.returncode == 0, r.stderr
     assert last_json(r.stdout)["epochs"] == 1 and last_json(r.stdout)["step"] == 1000 // 64
@@ -328,11 +329,7 @@ def test_ctrl_c_while_importing_torch_is_one_line(capfd, monkeypatch):
 
 def test_sigterm_saves_and_exits_143(tmp_path):
     out = tmp_path / "run"
-    p, stdout, stderr = _signal_training(out, signal.SIGTERM)
-    assert p.returncode == 143, stderr
-    assert "Traceback" not in stderr and "--resume" in stderr
-    summary = last_json(stdout)
-    assert summary["status"] == "terminated" and summary["step"] >= 1
+    summary = _signal_training(out, signal.SIGTERM, 143, "terminated")
     from pgviz.training import load_checkpoint
     assert load_checkpoint(out / "checkpoint.pt")["step"] == summary["step"]
 
