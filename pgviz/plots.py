@@ -875,6 +875,7 @@ def table(columns: Sequence[str], rows: Sequence[Sequence], fmt="{:.4g}") -> Tab
 GAP_COLORS: Dict[str, str] = {
     "xent": "#000000", "pg-exact": "#8c564b", "pg": POLICY, "pg-no-baseline": MUTED,
     "rloo-2": "#c5b0d5", "rloo-4": "#9467bd", "rloo-8": "#5b2c86",
+    "grpo-4": "#e377c2", "value": "#17becf",
     "no-baseline": MUTED, "learned-V": POLICY, "optimal-constant": REWARD,
 }
 

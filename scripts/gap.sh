@@ -18,7 +18,7 @@ DEVICE="${DEVICE:-auto}"
 PRECISION="${PRECISION:-bf16}"
 OUT="${OUT:-results/gap}"
 PGVIZ="${PGVIZ:-python -m pgviz}"
-SETTINGS="${SETTINGS-xent pg pg-no-baseline pg-exact rloo-2 rloo-4 rloo-8}"
+SETTINGS="${SETTINGS-xent pg pg-no-baseline pg-exact rloo-2 rloo-4 rloo-8 grpo-4 value}"
 PROBE="${PROBE:-1}"
 PROBE_EPOCHS="${PROBE_EPOCHS:-1,2,5,10,20,40}"
 
@@ -30,6 +30,8 @@ declare -A args=(
   [rloo-2]="--objective rloo --samples 2"
   [rloo-4]="--objective rloo --samples 4"
   [rloo-8]="--objective rloo --samples 8"
+  [grpo-4]="--objective rloo --samples 4 --group-norm"
+  [value]="--objective value"
 )
 finished() { [ -f "$1/metrics.jsonl" ] && grep -q '"status": "finished"' "$1/metrics.jsonl"; }
 run() {  # run NAME DIR EXTRA...
