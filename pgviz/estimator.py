@@ -172,6 +172,14 @@ def _pg_parts(outputs, labels, reward_fn, use_baseline, actions, generator):
     return log_probs, baseline, actions, rewards, advantage, neg_entropy, baseline_loss
 
 
+def _surrogate(policy_loss, baseline_loss, neg_entropy, entropy_weight, actions, rewards, baseline) -> PGResult:
+    """Total surrogate loss ``policy + BCE(V) + entropy_weight * sum pi log pi`` (eq:baseline-bce,
+    eq:entropy) and the detached statistics, as every single-backward objective returns them."""
+    loss = policy_loss + baseline_loss + entropy_weight * neg_entropy
+    return PGResult(loss, actions, rewards.detach(), baseline.detach(), -neg_entropy.detach(),
+                    policy_loss.detach(), baseline_loss.detach())
+
+
 def pg_loss(
     outputs: torch.Tensor,
     labels: torch.Tensor,
@@ -194,9 +202,7 @@ def pg_loss(
     )
     logp_a = log_probs.gather(1, actions[:, None]).squeeze(1)
     policy_loss = -(adv * logp_a).mean()
-    loss = policy_loss + baseline_loss + entropy_weight * neg_entropy
-    return PGResult(loss, actions, rewards.detach(), baseline.detach(), -neg_entropy.detach(),
-                    policy_loss.detach(), baseline_loss.detach())
+    return _surrogate(policy_loss, baseline_loss, neg_entropy, entropy_weight, actions, rewards, baseline)
 
 
 def pg_two_backward(
@@ -274,9 +280,7 @@ def pg_exact_loss(outputs: torch.Tensor, labels: torch.Tensor, *, entropy_weight
     pi_y = logp_y.detach().exp()
     policy_loss = -(pi_y * logp_y).mean()
     neg_entropy, baseline_loss = _entropy_and_v(outputs, log_probs, pi_y)
-    loss = policy_loss + baseline_loss + entropy_weight * neg_entropy
-    return PGResult(loss, labels, pi_y, baseline.detach(), -neg_entropy.detach(),
-                    policy_loss.detach(), baseline_loss.detach())
+    return _surrogate(policy_loss, baseline_loss, neg_entropy, entropy_weight, labels, pi_y, baseline)
 
 
 def rloo_advantages(rewards: torch.Tensor, *, group_norm: bool = False, eps: float = 1e-4) -> torch.Tensor:
@@ -333,9 +337,7 @@ def rloo_loss(
     adv = rloo_advantages(rewards, group_norm=group_norm)
     policy_loss = -(adv * log_probs.gather(1, actions)).mean()
     neg_entropy, baseline_loss = _entropy_and_v(outputs, log_probs, rewards.mean(1))
-    loss = policy_loss + baseline_loss + entropy_weight * neg_entropy
-    return PGResult(loss, actions, rewards.detach(), baseline.detach(), -neg_entropy.detach(),
-                    policy_loss.detach(), baseline_loss.detach())
+    return _surrogate(policy_loss, baseline_loss, neg_entropy, entropy_weight, actions, rewards, baseline)
 
 
 def value_loss(
