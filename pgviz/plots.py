@@ -105,6 +105,16 @@ def _numpy(x) -> np.ndarray:
     return np.asarray(x, dtype=float)
 
 
+def _outcome_bars(ax, fractions, colors, names, title) -> None:
+    """Bars of the share of runs ending in each outcome, labelled in percent (collapse figures)."""
+    bars = ax.bar(range(len(fractions)), fractions, color=colors, width=0.6)
+    ax.bar_label(bars, labels=[f"{v:.0%}" for v in fractions], fontsize=9)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylim(0, 1.12)
+    ax.set_title(title, fontsize=10)
+    _tidy(ax)
+
+
 def _tidy(ax) -> None:
     ax.spines["top"].set_visible(False)
     ax.spines["right"].set_visible(False)
@@ -654,13 +664,9 @@ def draw_collapse_runs(fig, sweep: dict, entropy_weight: float, n_shown: int = 3
     ax.set_title(f"entropy weight $\\lambda = {entropy_weight:g}$")
     ax.legend(frameon=False, fontsize=7, loc="center right")
     _tidy(ax)
-    fr = [float(sweep[k][i]) for k in ("locked", "found", "spread")]
-    bars = ax2.bar([0, 1, 2], fr, color=[DOG_COLOR, POLICY, MUTED], width=0.6)
-    ax2.bar_label(bars, labels=[f"{v:.0%}" for v in fr], fontsize=9)
-    ax2.set_xticks([0, 1, 2], ["locked on\ndog", "found\nhorse", "still\nspread"])
-    ax2.set_ylim(0, 1.12)
-    ax2.set_title(f"after {int(steps[-1])} steps", fontsize=10)
-    _tidy(ax2)
+    _outcome_bars(ax2, [float(sweep[k][i]) for k in ("locked", "found", "spread")],
+                  [DOG_COLOR, POLICY, MUTED], ["locked on\ndog", "found\nhorse", "still\nspread"],
+                  f"after {int(steps[-1])} steps")
     return fig
 
 
@@ -728,13 +734,9 @@ def draw_dog_horse_runs(fig, sim: dict, entropy_weight: float, exact: Optional[d
     ax.set_title(f"entropy weight $\\lambda = {lam[i]:g}$", loc="left")
     ax.legend(frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     _tidy(ax)
-    fr = [float(sim[k][i]) for k in ("collapsed", "learned", "between")]
-    bars = ax2.bar([0, 1, 2], fr, color=[DOG_COLOR, HORSE_COLOR, MUTED], width=0.6)
-    ax2.bar_label(bars, labels=[f"{v:.0%}" for v in fr], fontsize=9)
-    ax2.set_xticks([0, 1, 2], ["never says\nhorse", "learned\nhorse", "in\nbetween"])
-    ax2.set_ylim(0, 1.12)
-    ax2.set_title(f"horse images, after {int(steps[-1]):,} steps", fontsize=10)
-    _tidy(ax2)
+    _outcome_bars(ax2, [float(sim[k][i]) for k in ("collapsed", "learned", "between")],
+                  [DOG_COLOR, HORSE_COLOR, MUTED], ["never says\nhorse", "learned\nhorse", "in\nbetween"],
+                  f"horse images, after {int(steps[-1]):,} steps")
     return fig
 
 
