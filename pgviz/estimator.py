@@ -356,7 +356,7 @@ def value_loss(
     ``epsilon`` by a uniformly random one (epsilon-greedy, so that every action keeps being
     tried); only the taken action's value is trained, by BCE towards its reward.  Acting
     greedily on the values is the same as taking ``argmax`` of the softmax, so
-    :func:`pgviz.training.evaluate` measures it unchanged.
+    :func:`pgviz.train.evaluate` measures it unchanged.
     """
     values = outputs[:, :-1]
     b, n = values.shape

@@ -1,6 +1,6 @@
 """The training objectives: one batch of network outputs in, ``(loss, stats)`` out.
 
-The trainer (:mod:`pgviz.training`) calls :func:`objective_step` once per batch and
+The trainer (:mod:`pgviz.train`) calls :func:`objective_step` once per batch and
 backpropagates the loss; everything an objective means lives here, next to the
 estimator it uses (:mod:`pgviz.estimator`).
 

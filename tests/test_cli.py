@@ -197,7 +197,7 @@ def _crafted_checkpoint(path, **change):
     from dataclasses import asdict
 
     from pgviz.models import get_model
-    from pgviz.training import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, TrainConfig
+    from pgviz.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, TrainConfig
     cfg = asdict(TrainConfig(model=change.pop("model", "fast"), data="synthetic"))
     ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": cfg, "n_classes": 10,
             "model": get_model(cfg["model"], 10).state_dict(), "ema": None, "epoch": 1, "step": 1}
@@ -256,8 +256,8 @@ def test_more_bad_input_exits_2_with_one_line(tmp_path, capfd, monkeypatch):
 
 
 def test_a_second_run_on_a_busy_out_is_refused(tmp_path, capfd, monkeypatch):
-    from pgviz.training import _OutputDir
-    with _OutputDir(tmp_path / "busy"):
+    from pgviz.train import OutputDir
+    with OutputDir(tmp_path / "busy"):
         code, stdout, stderr = _main_in_process(capfd, monkeypatch, ["train", "--out", tmp_path / "busy", "--quiet"])
     assert code == 2 and "in use by another pgviz run" in stderr and len(stderr.strip().splitlines()) == 1
     assert not (tmp_path / "busy" / "metrics.jsonl").exists()
@@ -284,7 +284,7 @@ def test_a_failed_write_exits_3_and_keeps_the_checkpoint(tmp_path, capfd, monkey
         "train", "--data", "synthetic", "--out", out, "--epochs", 3, "--device", "cpu", "--quiet"])
     assert code == 3, stderr
     assert len(stderr.strip().splitlines()) == 1 and "No space left" in stderr and "epoch 1" in stderr
-    from pgviz.training import load_checkpoint
+    from pgviz.train import load_checkpoint
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
 
 
@@ -312,7 +312,7 @@ def test_ctrl_c_while_importing_torch_is_one_line(capfd, monkeypatch):
             return None
 
     import pgviz
-    heavy = ("pgviz.models", "pgviz.data", "pgviz.training")
+    heavy = ("pgviz.models", "pgviz.data", "pgviz.train.config", "pgviz.train.runtime")
     for name in heavy:  # forgotten for this test only (module and package attribute restored)
         monkeypatch.delitem(sys.modules, name, raising=False)
         monkeypatch.delattr(pgviz, name.split(".")[1], raising=False)
@@ -330,7 +330,7 @@ def test_ctrl_c_while_importing_torch_is_one_line(capfd, monkeypatch):
 def test_sigterm_saves_and_exits_143(tmp_path):
     out = tmp_path / "run"
     summary = _signal_training(out, signal.SIGTERM, 143, "terminated")
-    from pgviz.training import load_checkpoint
+    from pgviz.train import load_checkpoint
     assert load_checkpoint(out / "checkpoint.pt")["step"] == summary["step"]
 
 

@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from pgviz import estimator as E
 from pgviz import objectives as O
-from pgviz.training import ConfigError, TrainConfig
+from pgviz.train import ConfigError, TrainConfig
 
 A = 5  # actions in the small synthetic problems
 
@@ -236,8 +236,32 @@ def test_every_objective_has_stat_coverage_and_queries():
                                              ("rloo", {"samples": 3, "group_norm": True}), ("value", {})])
 def test_new_objectives_train_on_synthetic(objective, extra):
     from pgviz.data import load_dataset
-    from pgviz.training import train
+    from pgviz.train import train
 
     ds = load_dataset("synthetic")
     s = train(TrainConfig(objective=objective, epochs=1, batch_size=64, progress=False, **extra), dataset=ds)
     assert s["status"] == "finished" and s["objective"] == objective and s["step"] > 0
+
+
+def test_pg_no_baseline_leaves_the_baseline_untrained():
+    out = torch.randn(8, 11, requires_grad=True)
+    y = torch.randint(0, 10, (8,))
+    loss, stats = O.objective_step("pg-no-baseline", out, y)
+    loss.backward()
+    assert torch.all(out.grad[:, -1] == 0)
+    assert math.isnan(stats[2].item()) and stats[5].item() == 0  # no baseline, no BCE
+    loss, stats = O.objective_step("pg", out, y)
+    assert stats[5].item() > 0
+
+
+def test_objective_step_and_pg_loss_reject_bad_input():
+    out = torch.randn(4, 11)
+    y = torch.tensor([0, 1, 2, 3])
+    with pytest.raises(ValueError, match="unknown objective"):
+        O.objective_step("nope", out, y)
+    for labels, match in [(torch.tensor([0, 1, 2, -1]), "0..9"), (torch.tensor([0, 1, 2, 10]), "0..9"),
+                          (y.float(), "integer"), (y[:, None], "shape")]:
+        with pytest.raises(ValueError, match=match):
+            E.pg_loss(out, labels)
+        with pytest.raises(ValueError, match=match):
+            O.objective_step("pg", out, labels)

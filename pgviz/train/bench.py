@@ -11,7 +11,7 @@ interleaved (so a noisy neighbour slows them all alike), after a warm-up:
 
 Each timed step is a full training step: forward, loss, backward, Adam update.  Every
 method is timed in both precisions, ``fp32`` and ``bf16`` (autocast, as the trainer
-uses it: see :func:`pgviz.training.resolve_precision`), in the same rounds, so that
+uses it: see :func:`pgviz.train.runtime.resolve_precision`), in the same rounds, so that
 ``ratio_bf16_vs_fp32`` compares like with like.
 """
 from __future__ import annotations
@@ -21,14 +21,17 @@ import time
 
 import torch
 
-from . import estimator, objectives
-from .data import normalize
-from .models import get_model
-from .training import PRECISIONS, ConfigError, _autocast, pick_device, resolve_precision
+from .. import estimator, objectives
+from ..data import normalize
+from ..models import get_model
+from .runtime import PRECISIONS, autocast, check_precision_name, cpu_has_native_bf16, pick_device, resolve_precision
+
+__all__ = ["BENCH_PRECISIONS", "METHODS", "bench"]
 
 METHODS = ("xent", "pg", "pg_two_backward", "pg_exact", "rloo_4", "value")
 _OBJECTIVE = {"pg_exact": ("pg-exact", {}), "rloo_4": ("rloo", {"samples": 4}), "value": ("value", {})}
-BENCH_PRECISIONS = ("fp32", "bf16")
+#: Both precisions are timed in every run (``auto`` only picks the headline).
+BENCH_PRECISIONS = tuple(p for p in PRECISIONS if p != "auto")
 
 
 def _sync(device: torch.device) -> None:
@@ -50,8 +53,7 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
     ``images_per_second_by_precision`` holds both precisions and ``ratio_bf16_vs_fp32``
     compares them on the trainer's objective (``pg``).  The medians are reported too.
     """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    check_precision_name(precision)
     dev = pick_device(device)
     headline = resolve_precision(precision, dev)
     torch.manual_seed(seed)
@@ -64,7 +66,7 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
     gen = torch.Generator(device=dev).manual_seed(seed) if dev.type in ("cpu", "cuda") else None
 
     def step(method: str, prec: str) -> None:
-        with _autocast(dev, prec):
+        with autocast(dev, prec):
             out = net(x)
         out = out.float()
         opt.zero_grad(set_to_none=True)
@@ -114,5 +116,4 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
 
 
 def _native(dev: torch.device):
-    from .training import cpu_has_native_bf16
     return cpu_has_native_bf16() if dev.type == "cpu" else None
