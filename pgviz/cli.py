@@ -68,10 +68,12 @@ def _build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--device", choices=DEVICES, default="auto")
     t.add_argument("--model", choices=tuple(MODELS), default=None)
-    t.add_argument("--samples", type=int, default=None, help="rloo: actions sampled per image, K >= 2")
-    t.add_argument("--group-norm", action="store_true", default=None,
-                   help="rloo: divide advantages by the group's standard deviation (GRPO)")
-    t.add_argument("--epsilon", type=_finite_float, default=None, help="value: exploration rate (default 0.2)")
+    for opt in _objective_options():
+        if isinstance(opt.default, bool):
+            t.add_argument(opt.flag, dest=opt.name, action="store_true", default=None, help=opt.help)
+        else:
+            t.add_argument(opt.flag, dest=opt.name, default=None, help=opt.help,
+                           type=int if isinstance(opt.default, int) else _finite_float)
     t.add_argument("--probe-epochs", default=None, metavar="E1,E2,...",
                    help="measure gradient noise (pgviz probe) after these epochs; rows go to metrics.jsonl")
     t.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -114,8 +116,18 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 # Settings that define a run: on --resume, any given explicitly must match the checkpoint.
-_RUN_SETTINGS = ("objective", "data", "batch_size", "lr", "entropy_weight", "seed", "model", "augment",
-                 "samples", "group_norm", "epsilon")
+_RUN_SETTINGS = ("objective", "data", "batch_size", "lr", "entropy_weight", "seed", "model", "augment")
+
+
+def _objective_options():
+    """Every registered objective's options, one per name (objectives may share one)."""
+    from .objectives import OBJECTIVES
+
+    seen = {}
+    for entry in OBJECTIVES.values():
+        for opt in entry.options:
+            seen.setdefault(opt.name, opt)
+    return list(seen.values())
 
 
 def _cmd_train(args) -> int:
@@ -126,6 +138,7 @@ def _cmd_train(args) -> int:
     out = Path(args.out)
     ckpt_path = out / "checkpoint.pt"
     given = {k: getattr(args, k) for k in _RUN_SETTINGS if getattr(args, k) is not None}
+    options = {o.name: getattr(args, o.name) for o in _objective_options() if getattr(args, o.name) is not None}
     if "data" in given:
         given["data"] = canonical_source(given["data"])
     if out.exists() and not out.is_dir():
@@ -134,7 +147,8 @@ def _cmd_train(args) -> int:
         raise UsageError(f"{ckpt_path} already exists; pass --resume to continue it, or choose another --out")
     if args.resume and ckpt_path.exists():
         saved = load_checkpoint(ckpt_path)["config"]
-        for k, v in given.items():
+        saved = {**saved, **TrainConfig.from_dict(saved).validate().options}
+        for k, v in {**given, **options}.items():
             old = saved.get(k)
             if k == "data" and isinstance(old, str):
                 old = canonical_source(old)
@@ -143,10 +157,11 @@ def _cmd_train(args) -> int:
                                  f"a resumed run keeps its settings (only --epochs, --device and --precision "
                                  f"may change)")
         config = TrainConfig.from_dict(saved)
+        config.options.update(options)
         if args.epochs is not None:
             config.epochs = args.epochs
     else:
-        config = TrainConfig(**given)
+        config = TrainConfig(**given, options=options)
         if args.epochs is not None:
             config.epochs = args.epochs
     config.out, config.device, config.data_dir = str(out), args.device, args.data_dir

@@ -8,11 +8,12 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
+from .. import objectives
 from ..models import MODELS
-from ..objectives import OBJECTIVES, check_options
 from .errors import ConfigError
 from .runtime import check_device_name, check_precision_name
 
@@ -48,9 +49,7 @@ class TrainConfig:
     log_every: int = 0                # steps per metrics line; 0: 1 on CPU, 10 on accelerators
     progress: bool = True
     data_dir: Optional[str] = None    # cache directory for cifar10
-    samples: int = 1                  # rloo: actions sampled per image (K >= 2)
-    group_norm: bool = False          # rloo: divide advantages by the group's std (GRPO)
-    epsilon: float = 0.2              # value: exploration rate of the epsilon-greedy policy
+    options: dict = field(default_factory=dict)  # the objective's own settings (pgviz.objectives)
 
     def validate(self) -> "TrainConfig":
         """Check every field's type and range (raises :class:`ConfigError`); numbers of
@@ -66,22 +65,22 @@ class TrainConfig:
                 setattr(self, name, os.fspath(v))
             elif v is not None and not isinstance(v, str):
                 bad(f"{name} must be a string or None, got {v!r}")
-        for name in ("epochs", "batch_size", "seed", "warmup_steps", "log_every", "samples"):
+        for name in ("epochs", "batch_size", "seed", "warmup_steps", "log_every"):
             v = getattr(self, name)
             if not _whole(v):
                 bad(f"{name.replace('_', ' ')} must be a whole number, got {v!r}")
             setattr(self, name, int(v))
-        for name in ("lr", "entropy_weight", "ema", "epsilon"):
+        for name in ("lr", "entropy_weight", "ema"):
             v = getattr(self, name)
             if not _real(v):
                 label = {"lr": "learning rate (lr)", "ema": "ema decay"}.get(name, name.replace("_", " "))
                 bad(f"{label} must be a number, got {v!r}")
             setattr(self, name, float(v))
-        for name in ("augment", "progress", "group_norm"):
+        for name in ("augment", "progress"):
             if not isinstance(getattr(self, name), bool):
                 bad(f"{name} must be True or False, got {getattr(self, name)!r}")
-        if self.objective not in OBJECTIVES:
-            bad(f"unknown objective {self.objective!r}; choose one of: {', '.join(OBJECTIVES)}")
+        if self.objective not in objectives.OBJECTIVES:
+            bad(f"unknown objective {self.objective!r}; choose one of: {', '.join(objectives.OBJECTIVES)}")
         if self.model not in MODELS:
             bad(f"unknown model {self.model!r}; choose one of: {', '.join(MODELS)}")
         if self.epochs < 0:
@@ -100,16 +99,23 @@ class TrainConfig:
         check_precision_name(self.precision)
         if not 0 <= self.ema < 1:
             bad(f"ema decay must lie in [0, 1), got {self.ema}")
-        problem = check_options(self.objective, self.samples, self.group_norm, self.epsilon)
-        if problem:
-            bad(problem)
+        if not isinstance(self.options, Mapping):
+            bad(f"options must be a dict, got {self.options!r}")
+        try:
+            self.options = objectives.resolve_options(self.objective, self.options)
+        except ValueError as exc:
+            bad(str(exc))
         return self
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         """The config a saved dict describes (a checkpoint's or a metrics start line's);
-        keys that are not settings are ignored."""
+        keys that are not settings are ignored.  A dict written before the objectives had
+        their own ``options`` (with them at its top level) reads the same
+        (:func:`pgviz.objectives.legacy_options`)."""
         if not isinstance(d, dict):
             raise ConfigError(f"a config must be a dict, got {type(d).__name__}")
+        if not isinstance(d.get("options", {}), Mapping):
+            raise ConfigError(f"options must be a dict, got {d['options']!r}")
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{**{k: v for k, v in d.items() if k in names}, "options": objectives.legacy_options(d)})

@@ -60,7 +60,7 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
 def _loop(run: Run, callbacks) -> Optional[str]:
     """The training loop; returns ``None`` when finished, else why it stopped."""
     config, model, opt, average = run.config, run.model, run.opt, run.average
-    options = objectives.config_options(config)
+    options = {"entropy_weight": config.entropy_weight, **config.options}
     steps_per_epoch = len(run.loader)
     total = config.epochs * steps_per_epoch
     progress = Progress(total, min(run.st["step"], total), config.progress)

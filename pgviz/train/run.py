@@ -15,7 +15,7 @@ import torch
 
 from ..data import Dataset, DeviceLoader, canonical_source, default_source, fingerprint, load_dataset
 from ..models import get_model
-from ..objectives import _NOT_MEASURED, STAT_NAMES
+from .. import objectives
 from .config import TrainConfig
 from .errors import CheckpointError, OutputError, TrainingDiverged
 from .evaluation import check_input_size, evaluate
@@ -64,8 +64,9 @@ class Run:
         self.action_gen = torch.Generator(device=self.loader.generator.device).manual_seed(config.seed + 1)
         self.average = WeightAverage(self.model, config.ema) if config.ema > 0 else None
         self.evaluated = self.average.model if self.average is not None else self.model
+        self.stat_names = objectives.stat_names(config.objective)  # the order of a step's statistics
         self.st = {"epoch": 0, "step": 0, "images_seen": 0, "elapsed": 0.0,
-                   "sums": torch.zeros(len(STAT_NAMES) + 1, dtype=torch.float64), "history": []}
+                   "sums": torch.zeros(len(self.stat_names) + 1, dtype=torch.float64), "history": []}
         self.pending = []  # the statistics of steps not logged yet (tensors on the device)
         self.saved = None  # what the checkpoint on disk holds, for messages ("epoch 3")
         start = {}
@@ -121,11 +122,21 @@ class Run:
         """The learning rate of step ``step`` (the warm-up, then constant)."""
         return warmup_lr(step, self.config.lr, self.config.warmup_steps)
 
-    def stepped(self, n_images: int, stats: torch.Tensor) -> None:
-        """Count one finished step of ``n_images`` and keep its statistics for :meth:`flush`."""
+    def stepped(self, n_images: int, stats: dict) -> None:
+        """Count one finished step of ``n_images`` and keep its statistics (named tensors
+        on the device) for :meth:`flush`, stacked in the fixed order of ``stat_names``,
+        NaN for those the objective does not measure: still no device sync."""
         self.st["step"] += 1
         self.st["images_seen"] += n_images
-        self.pending.append(stats)
+        nan = None
+        row = []
+        for name in self.stat_names:
+            v = stats.get(name)
+            if v is None:
+                nan = torch.full((), float("nan"), device=stats["loss"].device) if nan is None else nan
+                v = nan
+            row.append(v)
+        self.pending.append(torch.stack(row))
 
     def log_due(self, steps_per_epoch: int) -> bool:
         """True when the pending steps should be logged (every ``log_every``, and at an epoch's end)."""
@@ -151,10 +162,11 @@ class Run:
                 f"(epoch {st['epoch'] + 1}); training stopped and {self.kept()}; try a smaller --lr")
         st["sums"][:-1] += torch.nan_to_num(stats, nan=0.0).sum(0)
         st["sums"][-1] += len(stats)
+        last = dict(zip(self.stat_names, stats[-1].tolist()))
         row = jsonable({"event": "step", "epoch": st["epoch"] + 1, "step": st["step"],
                         "images_seen": st["images_seen"], "time": round(st["elapsed"] + time.perf_counter() - t0, 3),
-                        "lr": self.lr_at(max(st["step"] - 1, 0)), **dict(zip(STAT_NAMES, stats[-1].tolist()))})
-        progress.update(len(stats), {**row, "loss": stats[-1, 0].item(), "train_acc": stats[-1, -1].item()})
+                        "lr": self.lr_at(max(st["step"] - 1, 0)), **last})
+        progress.update(len(stats), {**row, "loss": last["loss"], "train_acc": last["train_acc"]})
         self.emit(row, callbacks)
 
     def end_epoch(self, t0: float, callbacks) -> None:
@@ -165,8 +177,8 @@ class Run:
         st["epoch"] += 1
         test = evaluate(self.evaluated, self.ds.test_images, self.ds.test_labels, device=self.device)
         n = max(st["sums"][-1].item(), 1.0)
-        means = {k: (None if k in _NOT_MEASURED[config.objective] else v)
-                 for k, v in zip(STAT_NAMES, (st["sums"][:-1] / n).tolist())}
+        measured = objectives.measured(config.objective)
+        means = {k: (v if k in measured else None) for k, v in zip(self.stat_names, (st["sums"][:-1] / n).tolist())}
         st["sums"] = torch.zeros_like(st["sums"])
         st["elapsed"] += time.perf_counter() - t0
         event = jsonable({"event": "epoch", "epoch": st["epoch"], "step": st["step"],

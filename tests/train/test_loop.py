@@ -162,8 +162,11 @@ def test_huge_lr_never_leaves_infinite_weights(tmp_path):
 
 def test_divergence_at_the_first_step_claims_no_checkpoint(tmp_path, small, monkeypatch):
     real = objectives.objective_step
-    monkeypatch.setattr(objectives, "objective_step",
-                        lambda *a, **k: (lambda l, s: (l * float("nan"), s * float("nan")))(*real(*a, **k)))
+    def poisoned(*a, **k):
+        loss, stats = real(*a, **k)
+        return loss * float("nan"), {name: v * float("nan") for name, v in stats.items()}
+
+    monkeypatch.setattr(objectives, "objective_step", poisoned)
     with pytest.raises(TrainingDiverged, match="no checkpoint was written") as err:
         train(train_config(tmp_path), dataset=small)
     assert "epoch 0" not in str(err.value) and not (tmp_path / "checkpoint.pt").exists()
@@ -184,3 +187,28 @@ def test_resume_refuses_other_data(tmp_path, small):
         train(train_config(tmp_path, epochs=2), dataset=other, resume=True)
     assert train(train_config(tmp_path, epochs=2), dataset=small, resume=True)["epochs"] == 2
 
+
+
+def test_a_checkpoint_with_the_old_top_level_options_resumes_exactly(tmp_path, small):
+    """Checkpoints written before the objectives had their own ``options`` (``samples``,
+    ``group_norm``, ``epsilon`` at the config's top level) load and resume bit for bit."""
+    opts = {"samples": 2, "group_norm": True}
+    train(train_config(tmp_path / "a", objective="rloo", options=opts), dataset=small)
+    train(train_config(tmp_path / "b", objective="rloo", options=opts, epochs=1), dataset=small)
+    path = tmp_path / "b" / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["config"]["options"] == opts
+    old = {k: v for k, v in ckpt["config"].items() if k != "options"}
+    torch.save({**ckpt, "config": {**old, "samples": 2, "group_norm": True, "epsilon": 0.2}}, path)
+    assert load_checkpoint(path)["config"]["samples"] == 2
+    resumed = train(train_config(tmp_path / "b", objective="rloo", options=opts), dataset=small, resume=True)
+    assert resumed["step"] == 8
+    assert same_tensors(checkpoint_params(tmp_path / "a" / "checkpoint.pt"), checkpoint_params(path))
+    assert load_checkpoint(path)["config"]["options"] == opts  # written back in the new form
+    # an old pg checkpoint held every objective's option at its default: they are dropped
+    train(train_config(tmp_path / "c", epochs=1), dataset=small)
+    path = tmp_path / "c" / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=True)
+    old = {k: v for k, v in ckpt["config"].items() if k != "options"}
+    torch.save({**ckpt, "config": {**old, "samples": 1, "group_norm": False, "epsilon": 0.2}}, path)
+    assert train(train_config(tmp_path / "c"), dataset=small, resume=True)["step"] == 8
