@@ -51,38 +51,27 @@ def _finite_float(text: str) -> float:
 
 def _build_parser() -> argparse.ArgumentParser:
     from .models import MODELS
-    from .objectives import OBJECTIVES
+    from .train.config import cli_settings
     from .train.runtime import DEVICES, PRECISIONS
 
     p = _Parser(prog="pgviz", description="Policy gradient estimation on CIFAR-10: train, evaluate, benchmark.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a classifier; writes OUT/checkpoint.pt and OUT/metrics.jsonl")
-    t.add_argument("--objective", choices=OBJECTIVES, default=None, help="pg (default), pg-no-baseline, xent, pg-exact, rloo (with --samples K) or value")
-    t.add_argument("--data", default=None, help="cifar10, synthetic or PATH.npz (default: $PGVIZ_DATA or cifar10)")
-    t.add_argument("--out", required=True, help="output directory")
-    t.add_argument("--epochs", type=int, default=None)
-    t.add_argument("--batch-size", type=int, default=None)
-    t.add_argument("--lr", type=_finite_float, default=None, help="Adam learning rate")
-    t.add_argument("--entropy-weight", type=_finite_float, default=None)
-    t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--device", choices=DEVICES, default="auto")
-    t.add_argument("--model", choices=tuple(MODELS), default=None)
-    for opt in _objective_options():
-        if isinstance(opt.default, bool):
-            t.add_argument(opt.flag, dest=opt.name, action="store_true", default=None, help=opt.help)
-        else:
-            t.add_argument(opt.flag, dest=opt.name, default=None, help=opt.help,
-                           type=int if isinstance(opt.default, int) else _finite_float)
+    for arg in cli_settings():  # one per TrainConfig field and objective option
+        kw = {"dest": arg["name"], "default": None, "help": arg["help"]}
+        if isinstance(arg["default"], bool):
+            kw["action"] = "store_false" if arg["default"] else "store_true"
+        elif arg["choices"] is not None:
+            kw["choices"] = arg["choices"]
+        elif isinstance(arg["default"], (int, float)):
+            kw["type"] = int if isinstance(arg["default"], int) else _finite_float
+        if arg["required"]:
+            kw["required"] = True
+        t.add_argument(arg["flag"], **kw)
     t.add_argument("--probe-epochs", default=None, metavar="E1,E2,...",
                    help="measure gradient noise (pgviz probe) after these epochs; rows go to metrics.jsonl")
-    t.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="auto (default): bfloat16 autocast on CUDA and on CPUs with native bf16, else fp32")
-    t.add_argument("--data-dir", default=None, help="download/cache directory for cifar10 (default ~/.cache/pgviz)")
-    t.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     t.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt up to --epochs in total")
-    t.add_argument("--quiet", action="store_true",
-                   help="no progress (a bar on a terminal, else a plain line every 10 s)")
 
     e = sub.add_parser("eval", help="accuracy of a checkpoint on a data set (all images of an .npz)")
     e.add_argument("--checkpoint", required=True)
@@ -115,58 +104,26 @@ def _build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# Settings that define a run: on --resume, any given explicitly must match the checkpoint.
-_RUN_SETTINGS = ("objective", "data", "batch_size", "lr", "entropy_weight", "seed", "model", "augment")
-
-
-def _objective_options():
-    """Every registered objective's options, one per name (objectives may share one)."""
-    from .objectives import OBJECTIVES
-
-    seen = {}
-    for entry in OBJECTIVES.values():
-        for opt in entry.options:
-            seen.setdefault(opt.name, opt)
-    return list(seen.values())
-
-
 def _cmd_train(args) -> int:
     from .train import OutputError, TrainConfig, TrainingDiverged, load_checkpoint, train
-
-    from .data import canonical_source
+    from .train.config import cli_settings
 
     out = Path(args.out)
     ckpt_path = out / "checkpoint.pt"
-    given = {k: getattr(args, k) for k in _RUN_SETTINGS if getattr(args, k) is not None}
-    options = {o.name: getattr(args, o.name) for o in _objective_options() if getattr(args, o.name) is not None}
-    if "data" in given:
-        given["data"] = canonical_source(given["data"])
+    given, options = {}, {}  # what was given on the command line (the rest: the config's defaults)
+    for arg in cli_settings():
+        value = getattr(args, arg["name"])
+        if value is not None:
+            (options if arg.get("option") else given)[arg["name"]] = \
+                arg["normalize"](value) if arg["normalize"] else value
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
     if ckpt_path.exists() and not args.resume:
         raise UsageError(f"{ckpt_path} already exists; pass --resume to continue it, or choose another --out")
     if args.resume and ckpt_path.exists():
-        saved = load_checkpoint(ckpt_path)["config"]
-        saved = {**saved, **TrainConfig.from_dict(saved).validate().options}
-        for k, v in {**given, **options}.items():
-            old = saved.get(k)
-            if k == "data" and isinstance(old, str):
-                old = canonical_source(old)
-            if old != v:
-                raise UsageError(f"--{k.replace('_', '-')} {v} differs from the checkpoint's {saved.get(k)!r}; "
-                                 f"a resumed run keeps its settings (only --epochs, --device and --precision "
-                                 f"may change)")
-        config = TrainConfig.from_dict(saved)
-        config.options.update(options)
-        if args.epochs is not None:
-            config.epochs = args.epochs
+        config = TrainConfig.resumed(load_checkpoint(ckpt_path)["config"], {**given, "options": options})
     else:
         config = TrainConfig(**given, options=options)
-        if args.epochs is not None:
-            config.epochs = args.epochs
-    config.out, config.device, config.data_dir = str(out), args.device, args.data_dir
-    config.precision = args.precision
-    config.progress = not args.quiet
     config.validate()
     callbacks = []
     if args.probe_epochs:

@@ -31,7 +31,8 @@ class Run:
     """One run's state: built fresh, or restored from ``out/checkpoint.pt`` (``resume``).
 
     Resuming keeps the run's identity (objective, data, seed, ...) from the checkpoint;
-    only ``epochs``, ``device``, ``precision`` and where things go may change.  Resuming
+    only ``epochs``, ``device``, ``precision`` and where things go may change (the rules:
+    :meth:`TrainConfig.resumed`).  Resuming
     is *exact* (bit for bit the run that never stopped) on the same device with the same
     precision; another precision is allowed on purpose (a run started on a GPU can finish
     on a laptop) and is recorded in the start row (``precision_changed_from``).
@@ -44,9 +45,7 @@ class Run:
         self.ckpt_path = self.out / "checkpoint.pt" if self.out else None
         ckpt = load_checkpoint(self.ckpt_path) if resume and self.ckpt_path and self.ckpt_path.is_file() else None
         if ckpt is not None:  # the run's identity comes from the checkpoint
-            config = TrainConfig.from_dict({
-                **ckpt["config"], **{k: getattr(config, k) for k in
-                                     ("epochs", "device", "precision", "out", "progress", "data_dir")}}).validate()
+            config = TrainConfig.resumed(ckpt["config"], config.session(), refuse=False).validate()
         if dataset is None:
             config.data = canonical_source(config.data or default_source())  # record what was used
             dataset = load_dataset(config.data, data_dir=config.data_dir)
