@@ -2,14 +2,14 @@ r"""The policy gradient estimator for a classifier played as a contextual bandit
 
 The network sees an image ``x``, samples a label ``a ~ pi(.|x)`` and receives a
 reward ``R(a)`` (1 if ``a`` is the true label, else 0).  The equations below carry
-the labels the book uses (``book/02_policy_gradient`` and ``book/03_baseline``):
+the labels the book uses (chapters *The policy gradient* and *Baselines*):
 
 ``eq:objective``   ``G(theta) = E_{a ~ pi}[R(a)] = sum_a pi(a|x) R(a)``
 
 ``eq:gradient``    ``grad G = E_{a ~ pi}[R(a) grad log pi(a|x)]`` (the policy-gradient theorem)
 
 ``eq:baseline``    ``grad G = E_{a ~ pi}[(R(a) - b) grad log pi(a|x)]`` for any ``b`` that
-                   does not depend on ``a`` (``book/03_baseline``).
+                   does not depend on ``a`` (*Baselines*).
 
 ``eq:single-sample``  one sample gives the unbiased estimate
                    ``g(a) = (R(a) - b) grad log pi(a|x)``; for a softmax over logits
@@ -24,7 +24,7 @@ the labels the book uses (``book/02_policy_gradient`` and ``book/03_baseline``):
 ``eq:baseline-bce`` the baseline ``V = sigmoid(z_{K})`` (the network's extra output)
                    is trained with binary cross-entropy towards ``R``.
 
-The equations of the gap chapter (``book/09_the_gap``), per image on the logits ``z``,
+The equations of the chapter *Where the gap comes from*, per image on the logits ``z``,
 0/1 reward ``R(a) = [a = y]``:
 
 ``eq:gap-xent``  cross-entropy descends along ``onehot(y) - pi``;

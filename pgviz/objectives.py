@@ -26,7 +26,9 @@ none of them names an objective.
                     trained with BCE on the action taken epsilon-greedily (eq:gap-value;
                     {cite}`orr2021value`; :func:`pgviz.estimator.value_loss`).
 
-Adding an objective is one :func:`register` call (see :class:`Objective` for the fields):
+A run sets an objective's options in ``TrainConfig.options``, e.g.
+``TrainConfig(objective="rloo", options={"samples": 4})`` (``pgviz train --objective rloo
+--samples 4``).  Adding an objective is one :func:`register` call (see :class:`Objective` for the fields):
 ``pgviz train --objective NAME`` with its flags, resuming, the metrics, ``pgviz bench``
 and the figures' colour then follow from the entry.
 """
@@ -41,7 +43,7 @@ import torch
 
 from . import estimator
 
-__all__ = ["OBJECTIVES", "STAT_NAMES", "Objective", "Option", "color", "get", "legacy_options", "measured",
+__all__ = ["OBJECTIVES", "STAT_NAMES", "Objective", "Option", "check_option_names", "color", "get", "legacy_options", "measured",
            "objective_step", "option_owners", "register", "resolve_options", "reward_queries",
            "stat_names", "unregister"]
 
@@ -177,11 +179,9 @@ def _shown(opt: Option, value) -> str:
     return opt.flag if isinstance(value, bool) else f"{opt.flag} {value}"
 
 
-def resolve_options(objective: str, options: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """Every option of ``objective``: the given ones checked (types, ranges, that they belong
-    to it), the rest at their defaults.  A problem is a ValueError with one line."""
+def check_option_names(objective: str, options: Mapping[str, Any]) -> None:
+    """ValueError (one line) unless every name in ``options`` is an option of ``objective``."""
     entry = get(objective)
-    options = dict(options or {})
     for name, value in options.items():
         if entry.option(name) is None:
             owners = option_owners(name)
@@ -189,6 +189,14 @@ def resolve_options(objective: str, options: Optional[Mapping[str, Any]] = None)
                 raise ValueError(f"unknown option {name!r} of objective {objective}")
             shown = _shown(next(o.option(name) for o in OBJECTIVES.values() if o.name in owners), value)
             raise ValueError(f"{shown} applies to --objective {' or '.join(owners)} only (got {objective})")
+
+
+def resolve_options(objective: str, options: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """Every option of ``objective``: the given ones checked (types, ranges, that they belong
+    to it), the rest at their defaults.  A problem is a ValueError with one line."""
+    entry = get(objective)
+    options = dict(options or {})
+    check_option_names(objective, options)
     out = {}
     for opt in entry.options:
         value = opt.coerce(options.get(opt.name, opt.default))

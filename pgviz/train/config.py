@@ -63,9 +63,8 @@ def _real(v) -> bool:
 @dataclass
 class TrainConfig:
     """Everything a run depends on (saved in the checkpoint).  ``options`` holds the
-    objective's own settings (its entry in :mod:`pgviz.objectives` lists them), e.g.
-    ``TrainConfig(objective="rloo", options={"samples": 4})``; left out, they take their
-    defaults when the config is validated."""
+    objective's own settings by name (its entry in :mod:`pgviz.objectives` lists them and
+    checks them); left out, they take their defaults when the config is validated."""
 
     objective: str = setting("pg", _objective_help, choices=lambda: objectives.OBJECTIVES)
     data: Optional[str] = setting(None, "cifar10, synthetic or PATH.npz (default: $PGVIZ_DATA or cifar10)",
@@ -171,8 +170,7 @@ class TrainConfig:
         entry = objectives.get(old.objective)
         given_options = dict(given.get("options") or {})
         try:  # an option the run's objective does not have: the one-line reason
-            objectives.resolve_options(old.objective, {k: v for k, v in given_options.items()
-                                                       if entry.option(k) is None})
+            objectives.check_option_names(old.objective, given_options)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         rules = [(f.name, f.metadata.get("resume", RUN), f.metadata.get("normalize"), _flag(f), f.default)
