@@ -29,3 +29,20 @@ def fail_torch_save(monkeypatch, on_call: int = 2) -> list:
 
     monkeypatch.setattr(torch, "save", full_disk)
     return calls
+
+
+def bar_heights(ax) -> list:
+    """The heights of the bars drawn in ``ax``, rounded to 6 decimals."""
+    return [round(float(r.get_height()), 6) for r in ax.patches]
+
+
+def bar_colors(ax) -> list:
+    """The fill colours of the bars drawn in ``ax``, as ``#rrggbb``."""
+    from matplotlib.colors import to_hex
+
+    return [to_hex(r.get_facecolor()) for r in ax.patches]
+
+
+def lines_data(fig) -> list:
+    """Every line's data in every Axes of ``fig``: what changes when a slider redraws it."""
+    return [tuple(map(tuple, ln.get_xydata().tolist())) for ax in fig.axes for ln in ax.lines]
