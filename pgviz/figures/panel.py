@@ -37,8 +37,9 @@ __all__ = ["PROBE_CLASSES", "ENTROPY_WEIGHTS", "LEARNING_RATES", "Recorder", "pr
 
 #: The probe images: the first test image of each of these classes.
 PROBE_CLASSES = ("horse", "dog", "airplane", "cat", "ship")
-#: The values the panel's sliders offer (the run's own default is added when missing).
+#: The entropy weights the panel's slider offers (the run's own default is added when missing).
 ENTROPY_WEIGHTS = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+#: The learning rates the panel's slider offers (likewise).
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2)
 
 

@@ -20,17 +20,21 @@ __all__ = [
     "tidy", "outcome_bars", "nearest_index",
 ]
 
-#: The article's palette.
-POLICY = "#1f77b4"  # blue
-BASELINE = POLICY  # blue, like the policy: both are outputs of the network
-REWARD = "#2ca02c"  # green
-GRADIENT = "#ff7f0e"  # orange
-MUTED = "#9a9a9a"  # grey, for context (e.g. the policy before a step)
+#: The article's palette: blue for the policy.
+POLICY = "#1f77b4"
+#: Blue, like the policy: both are outputs of the network.
+BASELINE = POLICY
+#: Green for the reward.
+REWARD = "#2ca02c"
+#: Orange for gradients.
+GRADIENT = "#ff7f0e"
+#: Grey, for context (e.g. the policy before a step).
+MUTED = "#9a9a9a"
+#: The palette by role.
 COLORS: Dict[str, str] = {
     "policy": POLICY, "baseline": BASELINE, "reward": REWARD,
     "gradient": GRADIENT, "muted": MUTED,
 }
-
 
 #: Brown: the tempting wrong answer ("dog") in the collapse stories (Policy regularisation).
 DOG_COLOR = "#8c564b"
