@@ -2,13 +2,15 @@
 
 Modules (one idea each):
 
-* :mod:`pgviz.estimator` -- the estimator's losses and its exact finite-action maths;
+* :mod:`pgviz.estimator` -- the estimator's losses;
+* :mod:`pgviz.exact` -- the finite-action exact maths (gradients, variances, optimal baselines), written once;
 * :mod:`pgviz.objectives` -- the registry of training objectives (loss, statistics, options, colour);
 * :mod:`pgviz.data`, :mod:`pgviz.models` -- CIFAR-10 / ``.npz`` / synthetic data, the networks;
 * :mod:`pgviz.train` -- the trainer (config, loop, run folder, runtime, evaluation, bench);
-* :mod:`pgviz.bandit`, :mod:`pgviz.gap` -- the toy simulations, the gap chapter's gradient probe;
-* :mod:`pgviz.plots`, :mod:`pgviz.results`, :mod:`pgviz.dashboard`, :mod:`pgviz.widgets` --
-  figures and tables, finished runs read back, the live training panel, sliders;
+* :mod:`pgviz.sims` -- the toy simulations, by topic; :mod:`pgviz.gap` -- the gap chapter's gradient probe;
+* :mod:`pgviz.figures` -- every figure and table, by topic, and the live training panel;
+  :mod:`pgviz.results` -- finished runs read back; :mod:`pgviz.widgets` -- sliders for
+  JupyterLab and static HTML;
 * :mod:`pgviz.cli` -- the command line (``pgviz train | eval | probe | bench``).
 """
 

@@ -66,3 +66,20 @@ def assert_finite_checkpoint(path) -> dict:
     ckpt = load_checkpoint(path)
     assert nonfinite(ckpt["model"], ckpt["ema"], ckpt["optimizer"]["state"]) == []
     return ckpt
+
+
+def bar_heights(ax) -> list:
+    """The heights of the bars drawn in ``ax``, rounded to 6 decimals."""
+    return [round(float(r.get_height()), 6) for r in ax.patches]
+
+
+def bar_colors(ax) -> list:
+    """The fill colours of the bars drawn in ``ax``, as ``#rrggbb``."""
+    from matplotlib.colors import to_hex
+
+    return [to_hex(r.get_facecolor()) for r in ax.patches]
+
+
+def lines_data(fig) -> list:
+    """Every line's data in every Axes of ``fig``: what changes when a slider redraws it."""
+    return [tuple(map(tuple, ln.get_xydata().tolist())) for ax in fig.axes for ln in ax.lines]

@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 
 from pgviz import estimator as E
+from pgviz import exact as X
 from pgviz import objectives as O
 from pgviz.train import ConfigError, TrainConfig
 
@@ -42,7 +43,7 @@ def test_pg_exact_logit_gradient_is_exact_gradient():
     (gz,) = torch.autograd.grad(r.loss, z)
     for i in range(len(y)):
         rewards = (torch.arange(A) == y[i]).double()
-        expect = -E.exact_gradient(z[i, :-1].detach(), rewards) / len(y)
+        expect = -X.exact_gradient(z[i, :-1].detach(), rewards) / len(y)
         torch.testing.assert_close(gz[i, :-1], expect, rtol=1e-12, atol=1e-14)
     # the V column: BCE towards pi_y, d / d v = (sigmoid(v) - pi_y) / B
     pi_y = torch.softmax(z[:, :-1].detach(), 1).gather(1, y[:, None]).squeeze(1)
@@ -111,20 +112,20 @@ def test_group_norm_divides_by_group_std():
 def test_rloo_unbiased_exactly_over_all_tuples(k):
     logits = torch.tensor([0.3, -0.2, 1.1, 0.0], dtype=torch.float64)
     rewards = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
-    mean, var = E.rloo_exact_moments(logits, rewards, k)
-    torch.testing.assert_close(mean, E.exact_gradient(logits, rewards), rtol=1e-12, atol=1e-14)
+    mean, var = X.rloo_exact_moments(logits, rewards, k)
+    torch.testing.assert_close(mean, X.exact_gradient(logits, rewards), rtol=1e-12, atol=1e-14)
     # a graded (non 0/1) reward too
     graded = torch.tensor([0.5, -1.0, 2.0, 0.25], dtype=torch.float64)
-    mean, _ = E.rloo_exact_moments(logits, graded, k)
-    torch.testing.assert_close(mean, E.exact_gradient(logits, graded), rtol=1e-12, atol=1e-14)
+    mean, _ = X.rloo_exact_moments(logits, graded, k)
+    torch.testing.assert_close(mean, X.exact_gradient(logits, graded), rtol=1e-12, atol=1e-14)
 
 
 def test_rloo_variance_below_one_sample_estimator():
     logits = torch.tensor([0.3, -0.2, 1.1, 0.0], dtype=torch.float64)
     rewards = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
-    one = E.exact_variance(logits, rewards, 0.0).item()
-    best_constant = E.exact_variance(logits, rewards, E.optimal_baseline(logits, rewards)).item()
-    vs = [E.rloo_exact_moments(logits, rewards, k)[1].item() for k in (2, 3, 4)]
+    one = X.exact_variance(logits, rewards, 0.0).item()
+    best_constant = X.exact_variance(logits, rewards, X.optimal_baseline(logits, rewards)).item()
+    vs = [X.rloo_exact_moments(logits, rewards, k)[1].item() for k in (2, 3, 4)]
     assert vs[0] < one  # K = 2 beats one sample without a baseline (0.128 < 0.152 here)
     assert vs[0] > vs[1] > vs[2] > 0  # and more samples keep helping
     # ... but an oracle per-image constant b* with K independent samples does better still:
@@ -148,11 +149,11 @@ def test_rloo_monte_carlo_matches_exact_moments():
     logits = torch.tensor([0.3, -0.2, 1.1, 0.0, -1.0], dtype=torch.float64)
     rewards = torch.tensor([0.0, 1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
     n = 200_000
-    est = E.rloo_estimates(logits, rewards, 4, n, generator=torch.Generator().manual_seed(0))
+    est = X.rloo_estimates(logits, rewards, 4, n, generator=torch.Generator().manual_seed(0))
     se = est.std(0) / math.sqrt(n)
-    err = (est.mean(0) - E.exact_gradient(logits, rewards)).abs()
+    err = (est.mean(0) - X.exact_gradient(logits, rewards)).abs()
     assert (err < 5 * se + 1e-12).all()
-    exact_var = E.exact_variance(logits, rewards, 0.0).item()
+    exact_var = X.exact_variance(logits, rewards, 0.0).item()
     assert est.var(0).sum().item() < exact_var
 
 
