@@ -18,7 +18,7 @@ from __future__ import annotations
 from docutils import nodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
-from sphinx.util.nodes import make_id
+from docutils.nodes import make_id  # as the math domain names equations
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +46,21 @@ class EquationLinkNumbers(SphinxPostTransform):
 
     def run(self, **kwargs) -> None:
         for node in list(self.document.findall(nodes.Element)):
-            title = node.get("reftitle") or ""
-            if not title.startswith("eq:") or not isinstance(
-                    node, (nodes.reference,)) and node.tagname != "pending_xref":
+            if node.tagname != "pending_xref" and not isinstance(node, nodes.reference):
+                continue
+            # myst-parser keeps a link's title as "title" on a pending_xref to a page
+            title = node.get("title") or node.get("reftitle") or ""
+            if not title.startswith("eq:"):
                 continue
             number = equation_number(self.env, title)
             if number is None:
                 logger.warning(f"link titled {title!r}: no equation has that label",
                                location=node)
                 continue
-            node += nodes.Text(f" ({number})")
+            # the resolver keeps the first child (an inline holding the text) as the link's
+            # content: the number goes inside it
+            target = node[0] if len(node) and isinstance(node[0], nodes.Element) else node
+            target += nodes.Text(f" ({number})")
 
 
 def setup(app):
