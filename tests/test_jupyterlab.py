@@ -174,8 +174,19 @@ def _move_live_sliders(page, chapter: str) -> int:
                         float(h.get_attribute("aria-valuemax") or 0))
             h.focus()
             page.keyboard.press("ArrowLeft" if now >= top else "ArrowRight")
-            page.wait_for_function("([img, src]) => img.getAttribute('src') !== src",
-                                   arg=[image.element_handle(), before], timeout=60_000)
+            # the picture is replaced on every redraw: look it up again in the figure's box
+            page.wait_for_function(
+                "([box, src]) => { const i = box.querySelector('img');"
+                " return i && i.getAttribute('src') !== src; }",
+                arg=[fig.element_handle(), before], timeout=60_000)
+            # the new picture's alt names the value now shown, and the slider announces it
+            readout = fig.locator(".widget-readout").nth(j)
+            shown = (readout.input_value() if readout.evaluate("e => 'value' in e")
+                     else readout.inner_text()).strip()
+            page.wait_for_function("([h, t]) => h.getAttribute('aria-valuetext') === t",
+                                   arg=[h.element_handle(), shown], timeout=10_000)
+            alt = fig.locator("img").first.get_attribute("alt") or ""
+            assert f"= {shown}" in alt, f"{chapter}: live figure {i}: alt {alt!r} does not say {shown!r}"
             moved += 1
     return moved
 
@@ -261,3 +272,4 @@ def test_chapter_runs_in_jupyterlab(chapter, lab, browser, kernel_info):
     finally:
         context.close()
         lab.shutdown_kernels()
+
