@@ -195,6 +195,14 @@ def test_citations_convert_to_author_year_links_and_back():
         conv.convert_text("{cite}`nokey`", labels)
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_no_cite_role_left(path):
+    """A {cite} role shows as a raw key in JupyterLab: cite with author-year links
+    (``python scripts/convert_citations.py`` rewrites the roles)."""
+    left = re.findall(r"\{cite(?::[a-z]+)?\}`[^`]+`", markdown(path))
+    assert not left, f"{path.name}: {left}: run python scripts/convert_citations.py"
+
+
 def test_every_cited_key_is_in_the_bibliography():
     missing = {k: sorted(v) for k, v in cited_keys().items() if k not in bib_entries()}
     assert not missing, f"cited but not in book/references.bib: {missing}"
@@ -348,6 +356,22 @@ def visible_text(html: str) -> str:
     """The page's text, cell outputs included (scripts and styles dropped)."""
     html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
     return re.sub(r"<[^>]+>", "", html)
+
+
+CITE_LINK = re.compile(r'\[(?P<text>[^\]]+)\]\(references\.md "cite:[a-z]+:(?P<key>[^"]+)"\)')
+
+
+@pytest.mark.parametrize("name", ["01_introduction", "10_where_next", "04_regularisation"])
+def test_built_citations_are_the_bibliography_links_jupyterlab_shows(name):
+    """In the HTML each author-year link is a sphinxcontrib-bibtex citation again: it links
+    to its entry on the references page and reads as the link did in JupyterLab."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(built(f"{name}.html"), "html.parser")
+    main = soup.select_one("main") or soup
+    shown = [" ".join(a.get_text().split()) for a in main.select('a[href^="references.html#"]')]
+    wrote = [" ".join(m.group("text").split()) for m in CITE_LINK.finditer(markdown(BOOK / f"{name}.ipynb"))]
+    assert wrote and shown == wrote
 
 
 def test_built_title_page_links_the_article():
