@@ -70,7 +70,10 @@ class Dataset:
         return len(self.label_names)
 
     def __repr__(self) -> str:
-        return (f"Dataset(source={self.source!r}, train={len(self.train_labels)}, "
+        # a file is named, not located: no machine's path in a printed output (the full
+        # path stays in ``source``)
+        shown = Path(self.source).name if os.sep in self.source else self.source
+        return (f"Dataset(source={shown!r}, train={len(self.train_labels)}, "
                 f"test={len(self.test_labels)}, classes={self.n_classes})")
 
 

@@ -35,9 +35,14 @@ The live widget's outer box has class ``pgviz-live``.
 
 Accessibility: every slider has a visible ``<label>``, is a native range input
 (arrow keys, Home/End move it) and announces the value's text
-(``aria-valuetext``); the image's ``alt`` says what the figure shows (``alt=``,
-else a description made from the figure's titles and axis labels) and for which
-control values, updated as the slider moves.
+(``aria-valuetext``, updated as it moves); the image's ``alt`` says what *the frame on
+screen* shows and for which control values, and changes with the frame.  ``alt=`` is a
+function of the controls' values, a template such as ``"{n:,} samples each"`` (filled
+with each frame's values), or a fixed sentence; without it the alt is made from each
+frame's own titles and axis labels (:func:`describe_figure`), so a title that states the
+frame's numbers is read out with them.  The live widget shows its image as an ``<img>``
+with the same alt, and sets each live slider's ``aria-valuetext`` to the readout's text
+(ipywidgets' selection slider would announce the index).
 
 Keep the product of the controls' value counts small (about 60 frames or
 fewer); every frame is stored in the page.  Computing the frames takes a few
@@ -57,7 +62,7 @@ import os
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -68,6 +73,10 @@ __all__ = ["Control", "InteractiveFigure", "interactive", "describe_figure", "MA
 MAX_FRAMES = 200
 
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+#: ``alt=`` of :func:`interactive`: a sentence, a template of the controls' names
+#: (``"{n:,} samples"``), or a function of the controls' values returning a sentence.
+Alt = Union[None, str, Callable[..., str]]
 
 
 def _is_number(x: Any) -> bool:
@@ -191,7 +200,7 @@ class InteractiveFigure:
         figsize: Tuple[float, float] = (7, 3.5),
         title: Optional[str] = None,
         dpi: float = 80,
-        alt: Optional[str] = None,
+        alt: Alt = None,
     ) -> None:
         if not controls:
             raise ValueError("interactive() needs at least one control")
@@ -202,6 +211,8 @@ class InteractiveFigure:
         self.controls: Dict[str, Control] = {
             name: _as_control(name, spec) for name, spec in controls.items()
         }
+        if isinstance(alt, str):
+            _check_template(alt, self.controls)
         n = self.n_frames
         if n > MAX_FRAMES:
             raise ValueError(
@@ -341,8 +352,8 @@ class InteractiveFigure:
             slider.observe(self._on_slider, names="value")
             sliders[name] = slider
         self._sliders = sliders
-        self._image = w.Image(value=_shrink_png(self.png()), format="png")
-        self._image.layout = w.Layout(max_width="100%", height="auto")
+        self._image = w.HTML(value=self._live_image_html())
+        self._image.layout = w.Layout(max_width="100%")
         self._widget = w.VBox(
             [w.VBox(list(sliders.values())), self._image],
             layout=w.Layout(align_items="flex-start"),
@@ -359,22 +370,53 @@ class InteractiveFigure:
 
     def _refresh_image(self) -> None:
         if self._image is not None:
-            self._image.value = _shrink_png(self.png())
+            self._image.value = self._live_image_html()
+
+    def _live_image_html(self) -> str:
+        """The live figure as an ``<img>`` whose ``alt`` says what it shows now.
+
+        ipywidgets' ``Image`` has no alt, so the picture is an ``HTML`` widget.  Its
+        ``onload`` also gives each live slider's handle the readout's text as
+        ``aria-valuetext`` (the selection slider announces its index otherwise); it runs
+        after every redraw, i.e. after the slider has moved."""
+        b64 = base64.b64encode(_shrink_png(self.png())).decode("ascii")
+        return (f'<img class="pgviz-live-image" alt="{_html_escape(self.alt_text())}" '
+                f'style="max-width:100%;height:auto;display:block" '
+                f'onload="{_html_escape(_LIVE_ARIA_JS)}" src="data:image/png;base64,{b64}">')
 
     # ------------------------------------------------------------- static HTML
-    def describe(self) -> str:
-        """What the figure shows, for the image's ``alt``: the ``alt`` given to
-        :func:`interactive`, else one made from the figure's title, its panels'
-        titles and axis labels (drawn at the current values)."""
-        if self.alt:
-            return self.alt
-        return describe_figure(self.figure, self.title)
+    def describe(self, values: Optional[Mapping[str, Any]] = None) -> str:
+        """What the frame for ``values`` (default: the current ones) shows, for the
+        image's ``alt``: ``alt`` of :func:`interactive` (called with the values, or a
+        template filled with them), else a sentence made from that frame's titles and
+        axis labels (the frame is drawn for it)."""
+        values = self._values if values is None else dict(values)
+        if callable(self.alt):
+            return _plain(str(self.alt(**values)))
+        if isinstance(self.alt, str):
+            return _fill(self.alt, values)
+        if _same(values, self._values):
+            return describe_figure(self.figure, self.title)
+        try:
+            return describe_figure(self._render(**values), self.title)
+        finally:
+            self._render(**self._values)
 
     def alt_text(self, values: Optional[Mapping[str, Any]] = None) -> str:
-        """``alt`` of the frame for ``values`` (default: the current ones)."""
-        values = self._values if values is None else values
+        """``alt`` of the frame for ``values`` (default: the current ones): what it shows,
+        then the values it is shown for."""
+        values = self._values if values is None else dict(values)
+        return self._alt_of(self.describe(values), values)
+
+    def _describe_drawn(self, values: Mapping[str, Any]) -> str:
+        """:meth:`describe` for ``values`` while the figure shows them (no redraw)."""
+        if self.alt is None:
+            return describe_figure(self.figure, self.title)
+        return self.describe(values)
+
+    def _alt_of(self, description: str, values: Mapping[str, Any]) -> str:
         shown = ", ".join(f"{c.label} = {c.format(values[n])}" for n, c in self.controls.items())
-        return f"{self.describe()} Shown for {shown}."
+        return f"{description} Shown for {shown}."
 
     def to_html(self) -> str:
         """A self-contained HTML frame slider (precomputes every frame once)."""
@@ -385,12 +427,21 @@ class InteractiveFigure:
         uniq: List[str] = []  # distinct frames, base64 PNG
         seen: Dict[str, int] = {}
         index: List[int] = []  # frame number -> position in uniq
-        for _, data in self.frames():
+        alts: List[str] = []  # distinct alt texts
+        alt_seen: Dict[str, int] = {}
+        alt_index: List[int] = []  # frame number -> position in alts
+        for values, data in self.frames():
             b64 = base64.b64encode(_shrink_png(data)).decode("ascii")
             if b64 not in seen:
                 seen[b64] = len(uniq)
                 uniq.append(b64)
             index.append(seen[b64])
+            # frames() has just drawn this frame: describe it as drawn
+            text = self._alt_of(self._describe_drawn(values), values)
+            if text not in alt_seen:
+                alt_seen[text] = len(alts)
+                alts.append(text)
+            alt_index.append(alt_seen[text])
         sizes = [len(c.values) for c in ctrls]
         strides = [math.prod(sizes[i + 1:]) for i in range(len(sizes))]
         start = [c.index_of(self._values[n]) for n, c in zip(names, ctrls)]
@@ -398,7 +449,6 @@ class InteractiveFigure:
         uid = f"pgviz-{self._uid}"
         esc = _html_escape
         rows = []
-        alt_base = self.describe()
         for k, (name, ctrl) in enumerate(zip(names, ctrls)):
             labels = [ctrl.format(v) for v in ctrl.values]
             # a control with a single value is shown as text, not as a slider that cannot move
@@ -417,22 +467,21 @@ class InteractiveFigure:
                 f'style="font-family:monospace;min-width:4em">{esc(labels[start[k]])}</output>'
                 f"</div>"
             )
-        alt = esc(self.alt_text())
+        alt = esc(alts[alt_index[flat0]])
         payload = json.dumps({"frames": uniq, "index": index, "strides": strides,
-                              "alt": alt_base})
+                              "alts": alts, "alt_index": alt_index})
         script = (
             "(function(){"
             f'var id="{uid}",d=JSON.parse(document.getElementById(id+"-data").textContent);'
             'var root=document.getElementById(id),img=document.getElementById(id+"-img");'
             'var ins=root.querySelectorAll("input.pgviz-frames-slider");'
-            "function show(){var f=0,shown=[];for(var k=0;k<ins.length;k++){"
+            "function show(){var f=0;for(var k=0;k<ins.length;k++){"
             "var i=parseInt(ins[k].value,10);f+=i*d.strides[k];"
             'var o=document.getElementById(id+"-v"+k);'
             "var t=JSON.parse(ins[k].getAttribute(\"data-labels\"))[i];"
-            'o.textContent=t;ins[k].setAttribute("aria-valuetext",t);'
-            'shown.push(ins[k].getAttribute("data-label")+" = "+t);}'
+            'o.textContent=t;ins[k].setAttribute("aria-valuetext",t);}'
             'img.src="data:image/png;base64,"+d.frames[d.index[f]];'
-            'img.alt=d.alt+" Shown for "+shown.join(", ")+".";'
+            "img.alt=d.alts[d.alt_index[f]];"
             'root.setAttribute("data-frame",String(f));}'
             'for(var k=0;k<ins.length;k++){ins[k].addEventListener("input",show);'
             'ins[k].addEventListener("change",show);}'
@@ -470,6 +519,34 @@ class InteractiveFigure:
 
     def __repr__(self) -> str:
         return f"<InteractiveFigure: {', '.join(self.controls)}; {self.n_frames} frames>"
+
+
+#: Run by the live image's ``onload``: every slider of its figure announces its readout.
+_LIVE_ARIA_JS = (
+    "var b=this.closest('.pgviz-live');if(b){b.querySelectorAll('.widget-slider')"
+    ".forEach(function(s){var h=s.querySelector('.noUi-handle'),"
+    "r=s.querySelector('.widget-readout');"
+    "if(h&&r){h.setAttribute('aria-valuetext',(r.value||r.textContent||'').trim());}});}"
+)
+
+
+def _check_template(template: str, controls: Mapping[str, Control]) -> None:
+    """A template ``alt`` names only controls (``{n}``, ``{n:,}``); else a clear error."""
+    import string
+
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name is not None and name.split(".")[0].split("[")[0] not in controls:
+            raise ValueError(f"alt template {template!r} names {{{name}}}, which is not a "
+                             f"control ({', '.join(controls)}); write braces as {{{{ }}}}")
+
+
+def _fill(template: str, values: Mapping[str, Any]) -> str:
+    """A template ``alt`` filled with a frame's values (``format`` mini-language)."""
+    return _plain(template.format(**values)) if "{" in template else template
+
+
+def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return a.keys() == b.keys() and all(_equals(a[k], b[k]) for k in a)
 
 
 def describe_figure(fig: Figure, title: Optional[str] = None) -> str:
@@ -524,7 +601,7 @@ def interactive(
     figsize: Tuple[float, float] = (7, 3.5),
     title: Optional[str] = None,
     dpi: float = 80,
-    alt: Optional[str] = None,
+    alt: Alt = None,
 ) -> InteractiveFigure:
     """Make an interactive figure.
 
@@ -541,8 +618,11 @@ def interactive(
         Figure size in inches, an optional figure title, and the resolution
         of the rendered frames.
     alt:
-        What the figure shows, for readers who cannot see it (the image's
-        ``alt``; the current control values are appended).  Default: a
-        description made from the figure's titles and axis labels.
+        What each frame shows, for readers who cannot see it (the image's
+        ``alt``, followed by "Shown for <label> = <value>, ..."): a function
+        ``alt(**values) -> str`` of the controls' values, a template filled with
+        them (``"{n:,} estimates"``; braces that are not a control's name are an
+        error), or a fixed sentence.  Default: a sentence made from each frame's
+        own titles and axis labels (:func:`describe_figure`).
     """
     return InteractiveFigure(draw, controls, figsize=figsize, title=title, dpi=dpi, alt=alt)

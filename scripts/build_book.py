@@ -22,11 +22,16 @@ Steps (from a clean clone; only the package registries are needed):
 2. ``jupyter-book build . -W --keep-going`` (every chapter is executed; the
    execution cache in ``_build/.jupyter_cache`` makes unchanged rebuilds quick);
 3. check the result: ``_static/mathjax/tex-chtml.js`` is there and no page or
-   stylesheet loads anything from the network (script/link/img/iframe/CSS url).
+   stylesheet loads anything from the network (script/link/img/iframe/CSS url);
+4. check that prose and outputs agree: every measured-looking number in a page's
+   prose is printed by an output of that page (``scripts/check_numbers.py``; its
+   exceptions are ``book/prose_numbers.yml``).
 
 ``PGVIZ_DATA`` (the CIFAR-10 source for the book) defaults to
 ``../shared/data/cifar10-train-subset.npz`` when that file exists.
-Exit status: 0 on success, 2 when the data cannot be had, non-zero if any step fails.
+Exit status: 0 on success, 2 when the data cannot be had, 3 when the book is not
+self-contained, 4 when its prose states a number that no output prints, non-zero if any
+step fails.
 """
 from __future__ import annotations
 
@@ -43,6 +48,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "_ext"))
 import offline_assets  # noqa: E402  (_ext/offline_assets.py)
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import check_numbers  # noqa: E402  (scripts/check_numbers.py)
 
 BUILD = ROOT / "_build"
 HTML = BUILD / "html"
@@ -121,6 +129,15 @@ def check_offline(html: Path) -> list[str]:
     return problems
 
 
+def check_prose(root: Path, build: Path) -> list[str]:
+    """Disagreements between the prose and the outputs of the built pages (step 4)."""
+    try:
+        results = check_numbers.check(root, build / "html")
+    except FileNotFoundError as exc:
+        return [str(exc)]
+    return check_numbers.failures(results)
+
+
 def write_zip(html: Path, dest: Path) -> None:
     with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(html.rglob("*")):
@@ -133,7 +150,8 @@ def write_zip(html: Path, dest: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--zip", action="store_true", help="also zip _build/html for offline readers")
-    ap.add_argument("--no-check", action="store_true", help="skip the post-build offline check")
+    ap.add_argument("--no-check", action="store_true",
+                    help="skip the post-build checks (offline, prose numbers)")
     args, extra = ap.parse_known_args(argv)
 
     os.chdir(ROOT)
@@ -183,6 +201,16 @@ def main(argv: list[str] | None = None) -> int:
                 print("   ", p)
             return 3
         log("offline check passed: MathJax is local, no page loads from the network")
+        t1 = time.time()
+        bad = check_prose(ROOT, BUILD)
+        if bad:
+            log("ERROR: the prose states numbers that no output of its page prints "
+                "(print them, or list them with a reason in book/prose_numbers.yml):")
+            for line in bad:
+                print("   ", line)
+            return 4
+        log(f"prose check passed: every measured-looking number is printed by an output of "
+            f"its page ({time.time() - t1:.1f} s)")
     if args.zip:
         write_zip(HTML, ROOT / "_build" / "pgviz-book-html.zip")
     log(f"done in {time.time() - t0:.0f} s: open {HTML / 'index.html'}")

@@ -159,9 +159,38 @@ def test_static_sliders_are_labelled_and_keyboard_operable(name, page, book):
         assert out.inner_text() != before[2], f"{name}: slider {sid} value text did not change"
         shown = f"{label.inner_text().strip()} = {out.inner_text()}"
         assert shown in img.get_attribute("alt"), f"{name}: alt does not say {shown!r}"
+        assert s.get_attribute("aria-valuetext") == out.inner_text(), \
+            f"{name}: slider {sid} announces {s.get_attribute('aria-valuetext')!r}, shows {out.inner_text()!r}"
+        # the alt is the one made for this frame (issue 14: it kept the first frame's)
+        want = root.evaluate(
+            """(el, f) => { const d = JSON.parse(el.querySelector('script[type="application/json"]')
+                              .textContent); return d.alts[d.alt_index[+f]]; }""", frame)
+        assert img.get_attribute("alt") == want, f"{name}: slider {sid} kept another frame's alt"
         # a new picture, unless the two frames are the same picture (stored once)
         same = root.evaluate(
             """(el, fr) => { const d = JSON.parse(el.querySelector('script[type="application/json"]')
                                 .textContent); return d.index[+fr[0]] === d.index[+fr[1]]; }""",
             [before[4], frame])
         assert same or img.get_attribute("src") != before[0], f"{name}: slider {sid} figure unchanged"
+
+
+# what a frame's alt must say there, by page: (slider label, position, words in the alt)
+FRAME_ALTS = {
+    "book/02_policy_gradient": ("samples n", "End", "n = 1,000,000 samples each"),
+    "book/08_training_cifar10": ("after epoch", "Home", "policy after 0 epochs"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FRAME_ALTS))
+def test_frame_alt_says_what_that_frame_shows(name, page, book):
+    """ch02 at its last n said "n = 1 samples each"; ch08 at epoch 0 "after 6 epochs"."""
+    label_text, key, words = FRAME_ALTS[name]
+    _open(page, book, name)
+    label = page.locator("label", has_text=label_text).first
+    s = page.locator(f"#{label.get_attribute('for')}")
+    root = page.locator(".pgviz-frames", has=s)
+    s.scroll_into_view_if_needed()
+    s.focus()
+    page.keyboard.press(key)
+    alt = root.locator("img.pgviz-frames-image").get_attribute("alt")
+    assert words in alt, f"{name}: after {key} the alt says {alt!r}"

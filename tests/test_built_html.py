@@ -130,3 +130,36 @@ def test_helpers_find_the_end_of_a_solution():
     assert last_words(bodies[0]) == "would rescale them first"
     assert collapsed_bodies("```{dropdown} Hint\nLook at the sign of the gradient.\n```\n") == \
         [["Look at the sign of the gradient."]]
+
+
+# ---------------------------------------------------------------------------
+# no machine path in any output (issue 14)
+# ---------------------------------------------------------------------------
+# a folder of the machine that built the book: /work/..., /root/..., /home/..., /tmp/...
+MACHINE_PATH = re.compile(r"(?<![\w.:/-])/(?:work|root|home|tmp)/[\w.-]")
+# embedded pictures (base64 may spell anything) are not text a reader sees
+_EMBEDDED = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]+|\"image/png\": \"[^\"]*\"")
+
+
+def machine_paths(text: str) -> list[str]:
+    """Every machine folder named in ``text`` (with some context), pictures left out."""
+    text = _EMBEDDED.sub("", text)
+    return [text[max(0, m.start() - 40):m.end() + 40].replace("\n", " ")
+            for m in MACHINE_PATH.finditer(text)]
+
+
+def test_machine_path_finder():
+    assert machine_paths("Dataset(source='/work/shared/data/x.npz', train=4)") != []
+    assert machine_paths('<img src="data:image/png;base64,AAAA/work/BBBB">') == []
+    assert machine_paths("see https://example.org/home/page or ../results/x") == []
+
+
+def test_no_machine_path_in_the_built_book(soup_of):
+    """A chapter's output once printed ``Dataset(source='/work/shared/...')``: every page
+    and every downloadable notebook of the build must name no folder of the build machine."""
+    files = [p for p in sorted(HTML.rglob("*")) if p.suffix in (".html", ".ipynb", ".txt")
+             and ".doctrees" not in p.parts and p.is_file()]
+    assert any(p.suffix == ".ipynb" for p in files), "no downloadable notebooks in the build"
+    bad = {str(p.relative_to(HTML)): hits for p in files
+           if (hits := machine_paths(p.read_text(encoding="utf-8", errors="replace")))}
+    assert not bad, f"machine paths in the built book: {bad}"

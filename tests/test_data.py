@@ -129,6 +129,15 @@ def test_npz_fixed_heldout_split(tmp_path):
     assert len(labels) == 50 and np.array_equal(imgs.numpy(), np.load(p)["images"])
 
 
+def test_repr_names_the_file_not_the_machines_path(tmp_path):
+    """A chapter prints its Dataset: the build machine's folders must not show (issue 14)."""
+    p = _npz(tmp_path / "subset.npz", n=20)
+    ds = data.load_dataset(str(p))
+    assert repr(ds) == "Dataset(source='subset.npz', train=16, test=4, classes=10)"
+    assert str(tmp_path) not in repr(ds) and ds.source == str(p)  # the path is still kept
+    assert "source='synthetic'" in repr(data.load_dataset("synthetic"))
+
+
 def test_npz_with_its_own_test_set(tmp_path):
     rng = np.random.default_rng(2)
     p = _npz(tmp_path / "d.npz", n=20, test_images=rng.integers(0, 256, (7, 32, 32, 3), dtype=np.uint8),

@@ -174,8 +174,19 @@ def _move_live_sliders(page, chapter: str) -> int:
                         float(h.get_attribute("aria-valuemax") or 0))
             h.focus()
             page.keyboard.press("ArrowLeft" if now >= top else "ArrowRight")
-            page.wait_for_function("([img, src]) => img.getAttribute('src') !== src",
-                                   arg=[image.element_handle(), before], timeout=60_000)
+            # the picture is replaced on every redraw: look it up again in the figure's box
+            page.wait_for_function(
+                "([box, src]) => { const i = box.querySelector('img');"
+                " return i && i.getAttribute('src') !== src; }",
+                arg=[fig.element_handle(), before], timeout=60_000)
+            # the new picture's alt names the value now shown, and the slider announces it
+            readout = fig.locator(".widget-readout").nth(j)
+            shown = (readout.input_value() if readout.evaluate("e => 'value' in e")
+                     else readout.inner_text()).strip()
+            page.wait_for_function("([h, t]) => h.getAttribute('aria-valuetext') === t",
+                                   arg=[h.element_handle(), shown], timeout=10_000)
+            alt = fig.locator("img").first.get_attribute("alt") or ""
+            assert f"= {shown}" in alt, f"{chapter}: live figure {i}: alt {alt!r} does not say {shown!r}"
             moved += 1
     return moved
 
@@ -258,6 +269,62 @@ def test_chapter_runs_in_jupyterlab(chapter, lab, browser, kernel_info):
         except Exception:
             pass
         raise
+    finally:
+        context.close()
+        lab.shutdown_kernels()
+
+
+# chapters whose citations are read in JupyterLab (issue 14): the title page cites the most
+CITING = ["01_introduction", "10_where_next"]
+
+
+@pytest.mark.parametrize("chapter", CITING)
+def test_citations_read_as_author_year_in_jupyterlab(chapter, lab, browser):
+    """jupyterlab-myst reads no bibliography: a {cite} role shows as its raw key with a
+    warning icon.  The chapters cite with author-year links (scripts/convert_citations.py):
+    opened in JupyterLab, the rendered text names authors and years, links them to the
+    references page and shows no bibliography key."""
+    bib = (ROOT / "book" / "references.bib").read_text(encoding="utf-8")
+    cells = json.loads((ROOT / "book" / f"{chapter}.ipynb").read_text(encoding="utf-8"))["cells"]
+    source = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    keys = re.findall(r"@\w+\{([^,\s]+),", bib)
+    assert len(keys) >= 10
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(lab.url(f"{chapter}.ipynb"), timeout=120_000)
+        # jupyterlab-myst renders a markdown cell into a ".myst" widget
+        page.locator(".jp-MarkdownCell .myst").first.wait_for(timeout=120_000)
+        # every markdown cell rendered: walk the notebook to its end (cells render lazily)
+        shown = page.evaluate("""async () => {
+          const w = window.jupyterapp.shell.currentWidget, nb = w.content;
+          for (const cell of nb.widgets) {
+            if (cell.model.type !== 'markdown') continue;
+            cell.node.scrollIntoView();
+            cell.rendered = true;
+            await new Promise(r => setTimeout(r, 30));
+          }
+          await new Promise(r => setTimeout(r, 1500));
+          return nb.widgets.filter(c => c.model.type === 'markdown').map(c => {
+            const out = c.node.querySelector('.myst');
+            return {text: out ? out.textContent : null,
+                    links: out ? [...out.querySelectorAll('a')].map(a => [a.textContent,
+                                  a.getAttribute('href') || '']) : []};
+          });
+        }""")
+        assert all(c["text"] is not None for c in shown), "a markdown cell did not render"
+        text = "\n".join(c["text"] for c in shown)
+        raw = sorted(k for k in keys if k in text)
+        assert raw == [], f"{chapter}: raw citation keys shown in JupyterLab: {raw}"
+        cites = [(t, h) for c in shown for t, h in c["links"] if "references.md" in h]
+        assert cites, f"{chapter}: no citation links to the references page"
+        # each citation of the source is a link reading as author and year (or the year)
+        wrote = [" ".join(m.group(1).split()) for m in re.finditer(
+            r'\[([^\]]+)\]\(references\.md "cite:[a-z]+:[^"]+"\)', source)]
+        shown = [" ".join(t.split()) for t, _ in cites if re.search(r"\b(19|20)\d\d[a-z]?\b", t)]
+        assert wrote and shown == wrote, (wrote, shown)
+        page.screenshot(path=str(ARTIFACTS / f"{chapter}-citations.png"), full_page=False)
     finally:
         context.close()
         lab.shutdown_kernels()

@@ -96,7 +96,8 @@ def eq_labels(path: Path) -> list[str]:
 
 
 LINK = re.compile(r'\[(?P<text>[^\]]+)\]\((?P<target>[^)\s"]+)(?:\s+"(?P<title>[^"]*)")?\)')
-CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
+# a citation: the {cite} role, or the author-year link scripts/convert_citations.py writes
+CITE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`|\(references\.md \"cite:[a-z]+:([^\"]+)\"\)")
 EQ = re.compile(r"\{eq\}`([^`]+)`")
 
 
@@ -120,8 +121,10 @@ IDS = [p.name for p in CHAPTERS]
 def test_title_page_credits_the_article():
     first = markdown_cells(BOOK / "01_introduction.ipynb")[0]
     for needed in ("Policy Gradient Estimation", "Douglas Orr", ARTICLE_URL,
-                   "{cite}`orr2021policy`", "orr2021notebook", "reinforcement learning"):
+                   "orr2021notebook", "reinforcement learning"):
         assert needed in first, f"the title page does not contain {needed!r}"
+    assert "orr2021policy" in {"".join(g) for g in CITE.findall(first)}, \
+        "the title page does not cite the article"
     assert re.search(r"\]\(" + re.escape(ARTICLE_URL) + r"\)", first), \
         "the title page does not link the article"
 
@@ -153,10 +156,51 @@ def test_accuracies_are_credited_to_the_notebook(path):
 def cited_keys() -> dict[str, set[str]]:
     keys: dict[str, set[str]] = defaultdict(set)
     for path in CHAPTERS:
-        for group in CITE.findall(markdown(path)):
+        for group in ("".join(g) for g in CITE.findall(markdown(path))):
             for key in group.split(","):
                 keys[key.strip()].add(path.name)
     return keys
+
+
+def _load(name, path):
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(path.parent))
+    return importlib.import_module(name)
+
+
+def test_citations_convert_to_author_year_links_and_back():
+    """scripts/convert_citations.py writes links JupyterLab reads ("Williams, 1992");
+    _ext/citations.py turns them back into sphinxcontrib-bibtex roles for the HTML."""
+    conv = _load("convert_citations", ROOT / "scripts" / "convert_citations.py")
+    ext = _load("citations", ROOT / "_ext" / "citations.py")
+    labels = conv.bib_labels()
+    assert labels["williams1992simple"] == ("Williams", "1992")
+    assert labels["sutton2018reinforcement"] == ("Sutton and Barto", "2018")
+    assert labels["zhang2023dive"] == ("Zhang et al.", "2023")
+    assert labels["orr2021policy"] == ("Orr", "2021c")
+    md = "as shown {cite}`williams1992simple,sutton2000policy`; {cite:t}`zhang2023dive` write"
+    links = conv.convert_text(md, labels)
+    assert links == (
+        'as shown ([Williams, 1992](references.md "cite:alp:williams1992simple"); '
+        '[Sutton et al., 2000](references.md "cite:alp:sutton2000policy")); '
+        'Zhang et al. ([2023](references.md "cite:year:zhang2023dive")) write')
+    assert conv.convert_text(links, labels) == links  # converted links are left alone
+    assert ext.to_roles(links) == ("as shown ({cite:alp}`williams1992simple`; "
+                                   "{cite:alp}`sutton2000policy`); Zhang et al. "
+                                   "({cite:year}`zhang2023dive`) write")
+    assert ext.to_roles(json.dumps(links)) == json.dumps(ext.to_roles(links))  # inside a notebook
+    with pytest.raises(KeyError, match="nokey"):
+        conv.convert_text("{cite}`nokey`", labels)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
+def test_no_cite_role_left(path):
+    """A {cite} role shows as a raw key in JupyterLab: cite with author-year links
+    (``python scripts/convert_citations.py`` rewrites the roles)."""
+    left = re.findall(r"\{cite(?::[a-z]+)?\}`[^`]+`", markdown(path))
+    assert not left, f"{path.name}: {left}: run python scripts/convert_citations.py"
 
 
 def test_every_cited_key_is_in_the_bibliography():
@@ -269,8 +313,9 @@ def test_eq_refs_stay_within_the_chapter(path):
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
 def test_cross_chapter_equation_links(path):
     """A link titled "eq:label" points at the chapter that defines that label, and
-    prints no equation number (Sphinx numbers equations through the whole book,
-    JupyterLab per notebook: a number would be wrong in one of them)."""
+    prints no equation number (the HTML numbers equations (3.2) and _ext/numbering.py
+    adds that number to the link; JupyterLab numbers them per notebook, (2): a typed
+    number would be wrong in one of them)."""
     where = all_labels()
     text = markdown(path)
     for m in LINK.finditer(text):
@@ -340,6 +385,22 @@ def visible_text(html: str) -> str:
     """The page's text, cell outputs included (scripts and styles dropped)."""
     html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
     return re.sub(r"<[^>]+>", "", html)
+
+
+CITE_LINK = re.compile(r'\[(?P<text>[^\]]+)\]\(references\.md "cite:[a-z]+:(?P<key>[^"]+)"\)')
+
+
+@pytest.mark.parametrize("name", ["01_introduction", "10_where_next", "04_regularisation"])
+def test_built_citations_are_the_bibliography_links_jupyterlab_shows(name):
+    """In the HTML each author-year link is a sphinxcontrib-bibtex citation again: it links
+    to its entry on the references page and reads as the link did in JupyterLab."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(built(f"{name}.html"), "html.parser")
+    main = soup.select_one("main") or soup
+    shown = [" ".join(a.get_text().split()) for a in main.select('a[href^="references.html#"]')]
+    wrote = [" ".join(m.group("text").split()) for m in CITE_LINK.finditer(markdown(BOOK / f"{name}.ipynb"))]
+    assert wrote and shown == wrote
 
 
 def test_built_title_page_links_the_article():

@@ -173,10 +173,42 @@ for (const combo of spec.combos) {
   const k = combo.length - 1;
   inputs[k].listeners["input"].forEach(f => f());
   out.push({frame: root.attrs["data-frame"], src: els[spec.root + "-img"].src,
+            alt: els[spec.root + "-img"].alt,
+            valuetext: inputs.map(el => el.getAttribute("aria-valuetext")),
             labels: spec.inputs.map((a, j) => els[spec.root + "-v" + j].textContent)});
 }
 process.stdout.write(JSON.stringify(out));
 """
+
+
+def run_static_slider(f, combos=None):
+    """Run the page's own slider script in node: set the sliders to each combination of
+    positions (default: all) and return what the page shows after each (frame number,
+    image src and alt, each slider's aria-valuetext and printed value)."""
+    import html as htmllib
+    import itertools
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    page = f.to_html()
+    root = re.search(r'<div id="([^"]+)" class="pgviz-frames"', page).group(1)
+    inputs = []
+    for tag in re.findall(r"<input [^>]*>", page):
+        attrs = {k: htmllib.unescape(v) for k, v in re.findall(r'([\w-]+)="([^"]*)"', tag)}
+        inputs.append(attrs)
+    sizes = [len(c.values) for c in f.controls.values()]
+    data = htmllib.unescape(re.search(r'<script type="application/json" id="[^"]+">(.*?)</script>',
+                                      page, re.S).group(1))
+    script = re.findall(r"<script>(.*?)</script>", page, re.S)[-1]
+    combos = combos or [list(c) for c in itertools.product(*(range(n) for n in sizes))]
+    spec = {"root": root, "inputs": inputs, "data": data, "script": script, "combos": combos}
+    r = subprocess.run([node, "-e", _NODE_HARNESS], input=json.dumps(spec), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return combos, json.loads(r.stdout)
 
 
 def test_static_slider_javascript_maps_every_value_to_its_frame():
@@ -221,7 +253,57 @@ def test_static_slider_javascript_maps_every_value_to_its_frame():
         values = tuple(f.controls[n].values[i] for n, i in zip(names, combo))
         assert got["src"] == "data:image/png;base64," + expected[values], (combo, values)
         assert got["labels"] == [f.controls[n].format(v) for n, v in zip(names, values)]
+        assert got["valuetext"] == got["labels"]  # aria-valuetext follows the slider
         assert int(got["frame"]) == combo[0] * 8 + combo[1] * 4 + combo[2]
+        assert got["alt"] == f.alt_text(dict(zip(names, values)))
+
+
+def _titled(fig, n):
+    ax = fig.add_subplot()
+    ax.bar(["x"], [n])
+    ax.set_title(f"{n:,} samples each")
+
+
+def test_static_alt_follows_the_frame_it_shows():
+    """Issue 14: every frame kept the first frame's alt (ch02 at n = 10,000 said "n = 1
+    samples each").  Moving the slider must change the alt to the new frame's text."""
+    f = interactive(_titled, {"n": Control([1, 100, 10000], value=1, label="samples n",
+                                           fmt="{:,}")})
+    combos, shown = run_static_slider(f, [[2], [1], [0]])
+    assert [g["alt"] for g in shown] == [
+        "Figure. Panel \u201c10,000 samples each\u201d. Shown for samples n = 10,000.",
+        "Figure. Panel \u201c100 samples each\u201d. Shown for samples n = 100.",
+        "Figure. Panel \u201c1 samples each\u201d. Shown for samples n = 1."]
+    assert [g["valuetext"] for g in shown] == [["10,000"], ["100"], ["1"]]
+    # the page opens on the first value, with that frame's alt
+    assert 'alt="Figure. Panel \u201c1 samples each\u201d. Shown for samples n = 1."' in f.to_html()
+
+
+def test_alt_may_be_a_function_or_a_template_of_the_values():
+    f = interactive(_titled, {"n": Control([1, 100], value=1)},
+                    alt=lambda n: f"Bars of {n} estimates.")
+    assert f.alt_text() == "Bars of 1 estimates. Shown for n = 1.00."
+    assert [g["alt"] for g in run_static_slider(f)[1]] == [
+        "Bars of 1 estimates. Shown for n = 1.00.", "Bars of 100 estimates. Shown for n = 100.00."]
+    g = interactive(_titled, {"n": Control([1, 10000], value=1, fmt="{:,}")},
+                    alt="Histogram of estimates from {n:,} samples each.")
+    assert g.alt_text({"n": 10000}) == ("Histogram of estimates from 10,000 samples each. "
+                                        "Shown for n = 10,000.")
+    with pytest.raises(ValueError, match="names {m}"):
+        interactive(_titled, {"n": [1, 2]}, alt="{m} samples")
+
+
+def test_live_image_alt_and_readout_follow_the_slider():
+    """In JupyterLab the live figure is an <img> whose alt says what it shows now."""
+    f = interactive(_titled, {"n": Control([1, 100, 10000], value=1, label="samples n",
+                                           fmt="{:,}")})
+    html = f.widget.children[1].value
+    assert re.search(r'<img class="pgviz-live-image" alt="Figure. Panel \S1 samples each\S. '
+                     r'Shown for samples n = 1\."', html)
+    f.sliders["n"].value = 10000
+    html = f.widget.children[1].value
+    assert 'alt="Figure. Panel \u201c10,000 samples each\u201d. Shown for samples n = 10,000."' in html
+    assert "aria-valuetext" in html and "widget-readout" in html  # onload names each value
 
 def test_static_sliders_are_labelled_and_the_image_says_what_it_shows():
     def draw(fig, p, b):
@@ -242,7 +324,7 @@ def test_static_sliders_are_labelled_and_the_image_says_what_it_shows():
     assert f.alt_text() == want
     assert f'alt="{want}"' in html
     data = json.loads(re.search(r'type="application/json"[^>]*>(.*?)</script>', html, re.S).group(1))
-    assert data["alt"] == want.split(" Shown for")[0]  # the script appends the values it shows
+    assert data["alts"][data["alt_index"][1]] == want  # the frame shown first (p = 0.40)
     # an explicit alt wins; the values are still appended
     g = interactive(lambda fig, p: draw(fig, p, 0), {"p": [0.2, 0.4]},
                     alt="Bars of P(horse) and P(dog).")
