@@ -417,10 +417,10 @@ def test_plain_progress_lines_when_not_a_terminal(tmp_path, small, capsys, monke
     assert len(lines) == 4 and lines[-1].startswith("pgviz: step 4/4 (100%) epoch 1 loss")
 
 
-def test_shallow_model_needs_32x32_images(tmp_path):
+def test_lenet_model_needs_32x32_images(tmp_path):
     ds = data.make_synthetic(64, 32, size=16)
     with pytest.raises(data.DataError, match="cannot take 16x16 images"):
-        train(_cfg(tmp_path, model="shallow"), dataset=ds)
+        train(_cfg(tmp_path, model="lenet"), dataset=ds)
     assert train(_cfg(tmp_path / "f", epochs=1, model="fast"), dataset=ds)["status"] == "finished"
 
 

@@ -1,0 +1,157 @@
+"""The companion notebook's experiment in pgviz: its network and its two objectives that
+the rest of the library lacked (teacher-student, sampled softmax), each gradient checked
+on a case with a known answer."""
+import itertools
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pgviz import estimator, models
+
+
+# ---------------------------------------------------------------------------
+# the notebook's network
+# ---------------------------------------------------------------------------
+def _n_params(net) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def test_notebook_model_has_the_notebooks_shape_and_parameter_count():
+    net = models.get_model("notebook", 10)
+    # 7x7x3x64 + 64, 8x8x64x64 + 64, (64 * 8 * 8) x 11 + 11: the notebook's network with 11 outputs
+    assert _n_params(net) == 316_747 == (7 * 7 * 3 * 64 + 64) + (8 * 8 * 64 * 64 + 64) + (64 * 8 * 8 * 11 + 11)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.kernel_size, c.out_channels, c.stride, c.padding) for c in convs] == \
+        [((7, 7), 64, (1, 1), (3, 3)), ((8, 8), 64, (4, 4), (3, 3))]
+    assert sum(isinstance(m, torch.nn.LeakyReLU) for m in net.modules()) == 2
+    assert [m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear)] == [11]
+    x = torch.rand(5, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    assert net(x).shape == (5, 11)
+    assert models.get_model("notebook", 4)(x).shape == (5, 5)
+
+
+def test_lenet_is_the_old_shallow_and_shallow_still_loads_with_a_warning():
+    assert "shallow" not in models.MODELS and models.ALIASES == {"shallow": "lenet"}
+    torch.manual_seed(0)
+    new = models.get_model("lenet")
+    torch.manual_seed(0)
+    with pytest.warns(FutureWarning, match="'shallow' is deprecated.*'lenet'"):
+        old = models.get_model("shallow")
+    assert type(old) is type(new) is models.LeNet and _n_params(new) == 62_091
+    assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), new.state_dict().values()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert models.canonical_model("notebook") == "notebook"
+    with pytest.raises(ValueError, match="unknown model 'resnet'"):
+        models.canonical_model("resnet")
+
+
+# ---------------------------------------------------------------------------
+# teacher-student
+# ---------------------------------------------------------------------------
+def _case(b=6, k=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    outputs = torch.randn(b, k + 1, generator=g, dtype=torch.float64) * 2
+    labels = torch.randint(0, k, (b,), generator=g)
+    teacher = torch.softmax(torch.randn(b, k, generator=g, dtype=torch.float64), 1)
+    return outputs.float().requires_grad_(), labels, teacher.float()
+
+
+def _grad(loss_fn, outputs):
+    outputs.grad = None
+    loss = loss_fn(outputs)
+    loss.backward()
+    return loss.detach(), outputs.grad.clone()
+
+
+def test_teacher_student_gradient_is_softmax_minus_the_mixed_target():
+    outputs, labels, teacher = _case()
+    b, k = teacher.shape
+    pi = torch.softmax(outputs.detach()[:, :-1], 1)
+    onehot = F.one_hot(labels, k).float()
+    for mix in (0.0, 0.5, 0.25, 1.0):
+        loss, grad = _grad(lambda o: estimator.teacher_student_loss(o, labels, teacher, mix=mix), outputs)
+        target = mix * teacher + (1 - mix) * onehot
+        torch.testing.assert_close(grad[:, :-1], (pi - target) / b, rtol=1e-5, atol=1e-7)
+        assert torch.all(grad[:, -1] == 0)  # the baseline output is not used
+        kl = (torch.xlogy(target, target) - target * torch.log(pi)).sum(1).mean()
+        torch.testing.assert_close(loss, kl, rtol=1e-5, atol=1e-6)
+    # the notebook's default mixes half and half
+    assert estimator.teacher_student_loss.__kwdefaults__["mix"] == 0.5
+
+
+def test_teacher_student_with_the_one_hot_target_is_cross_entropy():
+    outputs, labels, teacher = _case(seed=3)
+    loss, grad = _grad(lambda o: estimator.teacher_student_loss(o, labels, teacher, mix=0.0), outputs)
+    xent, xgrad = _grad(lambda o: estimator.xent_loss(o, labels), outputs)
+    torch.testing.assert_close(loss, xent)
+    torch.testing.assert_close(grad, xgrad)
+    # a teacher that is the one-hot label gives the same, whatever the mix
+    loss, grad = _grad(lambda o: estimator.teacher_student_loss(o, labels, F.one_hot(labels, 5).float(),
+                                                                mix=0.7), outputs)
+    torch.testing.assert_close(grad, xgrad)
+
+
+def test_teacher_student_rejects_a_bad_mix_or_teacher():
+    outputs, labels, teacher = _case()
+    with pytest.raises(ValueError, match=r"mix must lie in \[0, 1\]"):
+        estimator.teacher_student_loss(outputs, labels, teacher, mix=1.5)
+    with pytest.raises(ValueError, match="teacher_probs must be"):
+        estimator.teacher_student_loss(outputs, labels, teacher[:, :3])
+
+
+# ---------------------------------------------------------------------------
+# sampled softmax
+# ---------------------------------------------------------------------------
+def test_sampled_softmax_with_every_class_drawn_once_is_cross_entropy():
+    outputs, labels, _ = _case(b=8, k=10)
+    noise = torch.arange(10)
+    loss, grad = _grad(lambda o: estimator.sampled_softmax_loss(o, labels, noise=noise), outputs)
+    xent, xgrad = _grad(lambda o: estimator.xent_loss(o, labels), outputs)
+    torch.testing.assert_close(loss, xent)
+    torch.testing.assert_close(grad, xgrad)  # softmax - onehot, over the batch
+    pi = torch.softmax(outputs.detach()[:, :-1], 1)
+    torch.testing.assert_close(grad[:, :-1], (pi - F.one_hot(labels, 10)) / 8)
+
+
+def test_sampled_softmax_one_noise_class_is_a_two_way_softmax_with_the_correction():
+    # labels 0 and 1, noise = [1]: row 0 keeps class 1 (m = 1), row 1 rejects it (m = 0)
+    z = torch.tensor([[0.3, -0.2, 1.0, 0.0], [0.5, 0.1, -1.0, 0.0]], requires_grad=True)
+    labels = torch.tensor([0, 1])
+    loss, grad = _grad(lambda o: estimator.sampled_softmax_loss(o, labels, noise=torch.tensor([1])), z)
+    c = 3  # classes
+    score = -0.2 + math.log(c - 1)  # the kept class's corrected score
+    p = math.exp(score) / (math.exp(0.3) + math.exp(score))  # its share of the two-way softmax
+    assert loss.item() == pytest.approx((math.log(math.exp(0.3) + math.exp(score)) - 0.3) / 2, rel=1e-6)
+    expected = torch.tensor([[-p / 2, p / 2, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    torch.testing.assert_close(grad, expected)  # row 1 has nothing to compare with: no loss, no gradient
+
+
+def test_sampled_softmax_correction_makes_the_noise_an_unbiased_sum_over_wrong_classes():
+    # Every draw of S = 2 noise classes out of C = 4, equally likely: given at least one kept
+    # class, the kept terms' corrected sum exp(L + z_y) - exp(z_y) averages to sum_{a != y} exp(z_a).
+    z = torch.tensor([[0.4, -1.0, 0.7, 0.2, 0.0]])
+    y = torch.tensor([2])
+    totals, kept = [], 0
+    for draw in itertools.product(range(4), repeat=2):
+        if all(s == 2 for s in draw):
+            continue
+        loss = estimator.sampled_softmax_loss(z, y, noise=torch.tensor(draw))
+        totals.append(math.exp(loss.item() + 0.7) - math.exp(0.7))
+    wrong = sum(math.exp(v) for i, v in enumerate([0.4, -1.0, 0.7, 0.2]) if i != 2)
+    assert len(totals) == 15 and sum(totals) / len(totals) == pytest.approx(wrong, rel=1e-5)
+
+
+def test_sampled_softmax_draws_one_shared_sample_from_the_generator():
+    outputs, labels, _ = _case(b=16, k=10)
+    a = estimator.sampled_softmax_loss(outputs, labels, generator=torch.Generator().manual_seed(7))
+    b = estimator.sampled_softmax_loss(outputs, labels, generator=torch.Generator().manual_seed(7))
+    noise = estimator.sample_noise(10, 5, generator=torch.Generator().manual_seed(7))
+    c = estimator.sampled_softmax_loss(outputs, labels, noise=noise)
+    assert noise.shape == (5,) and a.item() == b.item() == c.item()
+    assert estimator.sampled_softmax_loss.__kwdefaults__["n_samples"] == 5  # the notebook's count
+    with pytest.raises(ValueError, match="n_samples must be a whole number >= 1"):
+        estimator.sampled_softmax_loss(outputs, labels, n_samples=0)
