@@ -65,6 +65,10 @@ class NotebookCNN(nn.Module):
     """
 
     channels = 64
+    # Contiguous (NCHW) memory: with its large 7x7 and 8x8 kernels a training step of 128
+    # images took 0.33 s against 0.56 s in channels_last on the project's CPU in bfloat16
+    # (one thread), and 1.04 s against 1.23 s in float32.
+    memory_format = torch.contiguous_format
 
     def __init__(self, n_classes: int = 10, size: int = 32):
         super().__init__()
@@ -78,7 +82,7 @@ class NotebookCNN(nn.Module):
         self.n_classes = n_classes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.flatten(self.features(x), 1))
+        return self.head(torch.flatten(self.features(x.contiguous()), 1))
 
 
 class LeNet(nn.Module):
@@ -128,5 +132,6 @@ def canonical_model(name: str) -> str:
 
 def get_model(name: str = "fast", n_classes: int = 10) -> nn.Module:
     """A fresh network by name (one of :data:`MODELS`; an old name of :data:`ALIASES` works
-    with a warning), in channels_last memory format."""
-    return MODELS[canonical_model(name)](n_classes).to(memory_format=torch.channels_last)
+    with a warning), in channels_last memory format unless its class says otherwise."""
+    cls = MODELS[canonical_model(name)]
+    return cls(n_classes).to(memory_format=getattr(cls, "memory_format", torch.channels_last))
