@@ -16,7 +16,8 @@ import numpy as np
 
 from . import plots
 
-__all__ = ["read_metrics", "load_runs", "epoch_reaching", "summary_table", "plot_runs", "comparison_table", "format_table"]
+__all__ = ["read_metrics", "load_runs", "epoch_reaching", "summary_table", "plot_runs", "comparison_table", "format_table",
+           "NOTEBOOK_OBJECTIVES", "NOTEBOOK_PRINTED", "load_reference", "notebook_rows", "notebook_table"]
 
 
 def read_metrics(path) -> List[dict]:
@@ -162,3 +163,53 @@ def plot_runs(runs: Dict[str, List[dict]], *, x: str = "step", key: str = "test_
         ax.legend(frameon=False, fontsize=9, loc=legend)
     plots._tidy(ax)
     return ax
+
+
+# ----------------------------------------------------------------------------
+# The companion notebook's experiment (scripts/notebook.sh, results/notebook-reference)
+# ----------------------------------------------------------------------------
+#: The five objectives of the companion notebook, in its order, by pgviz's names.
+NOTEBOOK_OBJECTIVES = ("xent", "teacher-student", "sampled-softmax", "value", "pg")
+
+#: The final test accuracies the companion notebook prints ({cite}`orr2021notebook`; credit:
+#: Douglas Orr, 2021): full CIFAR-10 (50,000 training, 10,000 test images), one run each.
+NOTEBOOK_PRINTED = {"xent": 0.644, "teacher-student": 0.665, "sampled-softmax": 0.594, "value": 0.618,
+                    "pg": 0.552}
+
+
+def load_reference(path) -> dict:
+    """The notebook's own code run on the subset (``results/notebook-reference/reference.json``:
+    ``accuracy[objective][seed]`` and how it was made, see its README)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _spread(values: Sequence[float]) -> dict:
+    a = np.asarray(values, dtype=float)
+    return {"mean": float(a.mean()) if len(a) else math.nan,
+            "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "seeds": len(a)}
+
+
+def notebook_rows(runs: Dict[str, List[dict]], reference: dict) -> List[dict]:
+    """One row per notebook objective: the notebook's printed full-data accuracy, its own
+    code on the subset (``reference``: mean, std over seeds, seeds) and ``pgviz train
+    --recipe notebook`` on the subset (``runs`` from :func:`load_runs`, the same)."""
+    rows = []
+    for name in NOTEBOOK_OBJECTIVES:
+        ref = list(reference.get("accuracy", {}).get(name, {}).values())
+        ours = [_final(r, "test_acc") for r in runs.get(name, [])]
+        rows.append({"objective": name, "printed": NOTEBOOK_PRINTED[name],
+                     "reference": _spread(ref), "pgviz": _spread(ours)})
+    return rows
+
+
+def notebook_table(rows: List[dict]) -> plots.Table:
+    """:func:`notebook_rows` as a table (accuracies in %, mean ± std over the seeds)."""
+    def cell(s):
+        if not s["seeds"]:
+            return "–"
+        return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f} % ({s['seeds']})" if s["seeds"] > 1 \
+            else f"{100 * s['mean']:.1f} % (1)"
+    return plots.Table(("objective", "notebook, full data (printed)", "notebook's code, subset (seeds)",
+                        "pgviz --recipe notebook, subset (seeds)"),
+                       [[r["objective"], f"{100 * r['printed']:.1f} %", cell(r["reference"]), cell(r["pgviz"])]
+                        for r in rows])

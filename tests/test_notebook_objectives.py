@@ -155,3 +155,19 @@ def test_sampled_softmax_draws_one_shared_sample_from_the_generator():
     assert estimator.sampled_softmax_loss.__kwdefaults__["n_samples"] == 5  # the notebook's count
     with pytest.raises(ValueError, match="n_samples must be a whole number >= 1"):
         estimator.sampled_softmax_loss(outputs, labels, n_samples=0)
+
+
+def test_notebook_rows_put_the_printed_figures_beside_the_reference_and_our_runs():
+    from pgviz import results
+    runs = {"pg": [{"epochs": [{"test_acc": 0.40}]}, {"epochs": [{"test_acc": 0.44}]}]}
+    reference = {"accuracy": {"pg": {"0": 0.38}, "xent": {"0": 0.5, "1": 0.46}}}
+    rows = {r["objective"]: r for r in results.notebook_rows(runs, reference)}
+    assert list(rows) == ["xent", "teacher-student", "sampled-softmax", "value", "pg"]
+    assert rows["pg"]["printed"] == 0.552 and rows["teacher-student"]["printed"] == 0.665
+    assert rows["pg"]["pgviz"]["mean"] == pytest.approx(0.42) and rows["pg"]["pgviz"]["seeds"] == 2
+    assert rows["pg"]["pgviz"]["std"] == pytest.approx(0.04 / math.sqrt(2))
+    assert rows["xent"]["reference"] == {"mean": pytest.approx(0.48), "std": pytest.approx(0.02 * math.sqrt(2)),
+                                         "seeds": 2}
+    table = results.notebook_table(list(rows.values()))
+    assert table.rows[4] == ["pg", "55.2 %", "38.0 % (1)", "42.0 ± 2.8 % (2)"]
+    assert table.rows[1][2:] == ["–", "–"]
