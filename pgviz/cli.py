@@ -17,17 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
-# OpenMP threads that spin while they wait make torch many times slower on a busy CPU
-# (measured here: 2 threads on 2 shared cores, 5-20x); passive waiting costs nothing when
-# the CPU is idle.  Read once when torch loads, so it is set before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from .train.signals import Terminated, sigterm_raises  # no torch: set up before torch loads
 
 EXIT_BAD_INPUT = 2
 EXIT_DIVERGED = 1
@@ -57,43 +51,35 @@ def _finite_float(text: str) -> float:
 
 def _build_parser() -> argparse.ArgumentParser:
     from .models import MODELS
-    from .training import OBJECTIVES
+    from .train.config import cli_settings
+    from .train.runtime import DEVICES, PRECISIONS
 
     p = _Parser(prog="pgviz", description="Policy gradient estimation on CIFAR-10: train, evaluate, benchmark.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a classifier; writes OUT/checkpoint.pt and OUT/metrics.jsonl")
-    t.add_argument("--objective", choices=OBJECTIVES, default=None, help="pg (default), pg-no-baseline, xent, pg-exact, rloo (with --samples K) or value")
-    t.add_argument("--data", default=None, help="cifar10, synthetic or PATH.npz (default: $PGVIZ_DATA or cifar10)")
-    t.add_argument("--out", required=True, help="output directory")
-    t.add_argument("--epochs", type=int, default=None)
-    t.add_argument("--batch-size", type=int, default=None)
-    t.add_argument("--lr", type=_finite_float, default=None, help="Adam learning rate")
-    t.add_argument("--entropy-weight", type=_finite_float, default=None)
-    t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
-    t.add_argument("--model", choices=tuple(MODELS), default=None)
-    t.add_argument("--samples", type=int, default=None, help="rloo: actions sampled per image, K >= 2")
-    t.add_argument("--group-norm", action="store_true", default=None,
-                   help="rloo: divide advantages by the group's standard deviation (GRPO)")
-    t.add_argument("--epsilon", type=_finite_float, default=None, help="value: exploration rate (default 0.2)")
+    for arg in cli_settings():  # one per TrainConfig field and objective option
+        kw = {"dest": arg["name"], "default": None, "help": arg["help"]}
+        if isinstance(arg["default"], bool):
+            kw["action"] = "store_false" if arg["default"] else "store_true"
+        elif arg["choices"] is not None:
+            kw["choices"] = arg["choices"]
+        elif isinstance(arg["default"], (int, float)):
+            kw["type"] = int if isinstance(arg["default"], int) else _finite_float
+        if arg["required"]:
+            kw["required"] = True
+        t.add_argument(arg["flag"], **kw)
     t.add_argument("--probe-epochs", default=None, metavar="E1,E2,...",
                    help="measure gradient noise (pgviz probe) after these epochs; rows go to metrics.jsonl")
-    t.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="auto (default): bfloat16 autocast on CUDA and on CPUs with native bf16, else fp32")
-    t.add_argument("--data-dir", default=None, help="download/cache directory for cifar10 (default ~/.cache/pgviz)")
-    t.add_argument("--no-augment", dest="augment", action="store_false", default=None)
     t.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt up to --epochs in total")
-    t.add_argument("--quiet", action="store_true",
-                   help="no progress (a bar on a terminal, else a plain line every 10 s)")
 
     e = sub.add_parser("eval", help="accuracy of a checkpoint on a data set (all images of an .npz)")
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--data", default=None, help="cifar10, synthetic or PATH.npz (default: $PGVIZ_DATA or cifar10)")
-    e.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    e.add_argument("--device", choices=DEVICES, default="auto")
     e.add_argument("--data-dir", default=None)
     e.add_argument("--batch-size", type=int, default=1000)
-    e.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+    e.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="auto (default) evaluates in fp32 on every machine; bf16: autocast")
 
     q = sub.add_parser("probe", help="gradient noise of the policy-gradient estimators for a checkpoint")
@@ -103,60 +89,41 @@ def _build_parser() -> argparse.ArgumentParser:
     q.add_argument("--batch-size", type=int, default=64, help="images in the fixed batch")
     q.add_argument("--rloo", default="2,4,8", help="K values of the rloo estimators, e.g. 2,4,8")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    q.add_argument("--device", choices=DEVICES, default="auto")
     q.add_argument("--data-dir", default=None)
 
     b = sub.add_parser("bench", help="images/second of xent, pg and the article's two-backward pg")
-    b.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    b.add_argument("--device", choices=DEVICES, default="auto")
     b.add_argument("--batch-size", type=int, default=256)
     b.add_argument("--model", choices=tuple(MODELS), default="fast")
     b.add_argument("--steps", type=int, default=2, help="steps per timed block")
     b.add_argument("--repeats", type=int, default=15, help="timed rounds (medians are reported)")
-    b.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+    b.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="precision of the headline rates (both fp32 and bf16 are always timed, "
                         "giving ratio_bf16_vs_fp32)")
     return p
 
 
-# Settings that define a run: on --resume, any given explicitly must match the checkpoint.
-_RUN_SETTINGS = ("objective", "data", "batch_size", "lr", "entropy_weight", "seed", "model", "augment",
-                 "samples", "group_norm", "epsilon")
-
-
 def _cmd_train(args) -> int:
-    from .training import OutputError, TrainConfig, TrainingDiverged, load_checkpoint, train
-
-    from .data import canonical_source
+    from .train import OutputError, TrainConfig, TrainingDiverged, load_checkpoint, train
+    from .train.config import cli_settings
 
     out = Path(args.out)
     ckpt_path = out / "checkpoint.pt"
-    given = {k: getattr(args, k) for k in _RUN_SETTINGS if getattr(args, k) is not None}
-    if "data" in given:
-        given["data"] = canonical_source(given["data"])
+    given, options = {}, {}  # what was given on the command line (the rest: the config's defaults)
+    for arg in cli_settings():
+        value = getattr(args, arg["name"])
+        if value is not None:
+            (options if arg.get("option") else given)[arg["name"]] = \
+                arg["normalize"](value) if arg["normalize"] else value
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
     if ckpt_path.exists() and not args.resume:
         raise UsageError(f"{ckpt_path} already exists; pass --resume to continue it, or choose another --out")
     if args.resume and ckpt_path.exists():
-        saved = load_checkpoint(ckpt_path)["config"]
-        for k, v in given.items():
-            old = saved.get(k)
-            if k == "data" and isinstance(old, str):
-                old = canonical_source(old)
-            if old != v:
-                raise UsageError(f"--{k.replace('_', '-')} {v} differs from the checkpoint's {saved.get(k)!r}; "
-                                 f"a resumed run keeps its settings (only --epochs, --device and --precision "
-                                 f"may change)")
-        config = TrainConfig.from_dict(saved)
-        if args.epochs is not None:
-            config.epochs = args.epochs
+        config = TrainConfig.resumed(load_checkpoint(ckpt_path)["config"], {**given, "options": options})
     else:
-        config = TrainConfig(**given)
-        if args.epochs is not None:
-            config.epochs = args.epochs
-    config.out, config.device, config.data_dir = str(out), args.device, args.data_dir
-    config.precision = args.precision
-    config.progress = not args.quiet
+        config = TrainConfig(**given, options=options)
     config.validate()
     callbacks = []
     if args.probe_epochs:
@@ -190,7 +157,7 @@ def _cmd_eval(args) -> int:
     import torch
 
     from .data import DataError, default_source, load_eval_set
-    from .training import check_input_size, evaluate, load_checkpoint, model_from_checkpoint, pick_device
+    from .train import check_input_size, eval_precision, evaluate, load_checkpoint, model_from_checkpoint, pick_device
 
     if args.batch_size < 1:
         raise UsageError(f"batch size must be >= 1, got {args.batch_size}")
@@ -206,7 +173,7 @@ def _cmd_eval(args) -> int:
                           precision=args.precision)
     result.update({"checkpoint": str(args.checkpoint), "data": args.data or default_source(),
                    "objective": ckpt["config"]["objective"], "model": ckpt["config"]["model"],
-                   "epochs": ckpt["epoch"], "precision": "bf16" if args.precision == "bf16" else "fp32"})
+                   "epochs": ckpt["epoch"], "precision": eval_precision(args.precision)})
     if not all(math.isfinite(v) for v in result.values() if isinstance(v, float)):
         raise DataError("the evaluation gave a non-finite number (the network's outputs are not finite)")
     print(json.dumps(result, allow_nan=False), flush=True)
@@ -216,7 +183,7 @@ def _cmd_eval(args) -> int:
 def _cmd_probe(args) -> int:
     from .data import DataError, default_source, load_dataset
     from .gap import probe
-    from .training import load_checkpoint, pick_device
+    from .train import load_checkpoint, model_from_checkpoint, pick_device
 
     if args.samples < 2:
         raise UsageError(f"--samples must be >= 2 (a covariance needs two redraws), got {args.samples}")
@@ -230,8 +197,6 @@ def _cmd_probe(args) -> int:
         raise UsageError(f"--rloo values must be >= 2 (leave-one-out needs another sample), got {args.rloo!r}")
     ckpt = load_checkpoint(args.checkpoint)
     device = pick_device(args.device)
-    from .training import model_from_checkpoint
-
     model = model_from_checkpoint({**ckpt, "ema": None}, device)  # the live weights, as trained
     ds = load_dataset(args.data, data_dir=args.data_dir)
     images, labels = ds.test_images[:args.batch_size], ds.test_labels[:args.batch_size]
@@ -247,7 +212,7 @@ def _cmd_probe(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .bench import bench
+    from .train.bench import bench
 
     if args.batch_size < 1 or args.steps < 1 or args.repeats < 1:
         raise UsageError("--batch-size, --steps and --repeats must be >= 1")
@@ -261,29 +226,17 @@ def _error(exc) -> None:
     print(f"pgviz: error: {msg}", file=sys.stderr)
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM outside the training loop (which saves and stops at a batch boundary)."""
-
-
-def _on_sigterm(signum, frame):
-    raise _Terminated
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    old = None
-    if threading.current_thread() is threading.main_thread():
-        old = signal.signal(signal.SIGTERM, _on_sigterm)
+    """Run one command (``argv``: the arguments after ``pgviz``); returns the exit code."""
     try:  # Ctrl-C (or SIGTERM) at any moment, even while torch is being imported: one line
-        return _main(argv)
-    except _Terminated:
+        with sigterm_raises():
+            return _main(argv)
+    except Terminated:
         print("pgviz: terminated", file=sys.stderr)
         return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("pgviz: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
 
 
 def _main(argv) -> int:
@@ -294,7 +247,7 @@ def _main(argv) -> int:
         _error(exc)
         return EXIT_BAD_INPUT
     from .data import DataError
-    from .training import CheckpointError, ConfigError
+    from .train import CheckpointError, ConfigError
 
     try:
         return {"train": _cmd_train, "eval": _cmd_eval, "probe": _cmd_probe,

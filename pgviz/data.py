@@ -94,7 +94,7 @@ def canonical_source(source: str) -> str:
 
 def fingerprint(ds: "Dataset") -> str:
     """A hash of a data set's images, labels and class names (hex): resuming a run on other
-    data is refused by comparing it (:mod:`pgviz.training`)."""
+    data is refused by comparing it (:mod:`pgviz.train`)."""
     h = hashlib.blake2b(digest_size=16)
     for t in (ds.train_images, ds.train_labels, ds.test_images, ds.test_labels):
         t = t.contiguous().cpu()

@@ -2,14 +2,14 @@ r"""The policy gradient estimator for a classifier played as a contextual bandit
 
 The network sees an image ``x``, samples a label ``a ~ pi(.|x)`` and receives a
 reward ``R(a)`` (1 if ``a`` is the true label, else 0).  The equations below carry
-the labels the book uses (``book/02_policy_gradient`` and ``book/03_baseline``):
+the labels the book uses (chapters *The policy gradient* and *Baselines*):
 
 ``eq:objective``   ``G(theta) = E_{a ~ pi}[R(a)] = sum_a pi(a|x) R(a)``
 
 ``eq:gradient``    ``grad G = E_{a ~ pi}[R(a) grad log pi(a|x)]`` (the policy-gradient theorem)
 
 ``eq:baseline``    ``grad G = E_{a ~ pi}[(R(a) - b) grad log pi(a|x)]`` for any ``b`` that
-                   does not depend on ``a`` (``book/03_baseline``).
+                   does not depend on ``a`` (*Baselines*).
 
 ``eq:single-sample``  one sample gives the unbiased estimate
                    ``g(a) = (R(a) - b) grad log pi(a|x)``; for a softmax over logits
@@ -24,7 +24,7 @@ the labels the book uses (``book/02_policy_gradient`` and ``book/03_baseline``):
 ``eq:baseline-bce`` the baseline ``V = sigmoid(z_{K})`` (the network's extra output)
                    is trained with binary cross-entropy towards ``R``.
 
-The equations of the gap chapter (``book/09_the_gap``), per image on the logits ``z``,
+The equations of the chapter *Where the gap comes from*, per image on the logits ``z``,
 0/1 reward ``R(a) = [a = y]``:
 
 ``eq:gap-xent``  cross-entropy descends along ``onehot(y) - pi``;
@@ -51,10 +51,8 @@ Two families of functions live here:
   :func:`xent_loss` (the supervised comparison);
 * the gap chapter's objectives: :func:`pg_exact_loss`, :func:`rloo_loss` (with
   :func:`rloo_advantages`), :func:`value_loss`;
-* exact finite-action math on one logits vector (the bandit view the book uses to
-  *check* the estimator): :func:`exact_gradient`, :func:`score_function_estimates`,
-  :func:`exact_variance`, :func:`optimal_baseline`, :func:`log_policy_grad`,
-  :func:`logit_grad`, :func:`rloo_estimates`, :func:`rloo_exact_moments`.
+The exact finite-action maths on one logits vector that the book uses to *check* these
+(exact gradient, variance, optimal baseline, the article's bars) is :mod:`pgviz.exact`.
 """
 from __future__ import annotations
 
@@ -356,7 +354,7 @@ def value_loss(
     ``epsilon`` by a uniformly random one (epsilon-greedy, so that every action keeps being
     tried); only the taken action's value is trained, by BCE towards its reward.  Acting
     greedily on the values is the same as taking ``argmax`` of the softmax, so
-    :func:`pgviz.training.evaluate` measures it unchanged.
+    :func:`pgviz.train.evaluate` measures it unchanged.
     """
     values = outputs[:, :-1]
     b, n = values.shape
@@ -440,120 +438,3 @@ def sampled_softmax_loss(outputs: torch.Tensor, labels: torch.Tensor, *, n_sampl
     label_scores = logits.gather(1, labels[:, None])
     scores = torch.cat([label_scores, noise_scores], dim=1)
     return (torch.logsumexp(scores, dim=1) - label_scores.squeeze(1)).mean()
-
-
-# ----------------------------------------------------------------------------
-# Exact finite-action math on one logits vector (policy = softmax(logits))
-# ----------------------------------------------------------------------------
-def log_policy_grad(probs, action: int, reward: float, baseline: float) -> torch.Tensor:
-    """The article's "Grad log-policy" bars: ``d loss / d log pi = (V - R) onehot(action)``.
-
-    With the article's numbers (V = 0.175): -0.825 after "horse" (R = 1), +0.175 after
-    "dog" (R = 0).  Negative means "make this action more likely".
-    """
-    probs = torch.as_tensor(probs, dtype=torch.float64)
-    g = torch.zeros_like(probs)
-    g[action] = baseline - reward
-    return g
-
-
-def logit_grad(probs, action: int, reward: float, baseline: float) -> torch.Tensor:
-    """What log-softmax spreads to the logits: ``d loss / d z = (V - R)(onehot(action) - pi)``.
-
-    Every other class ``k`` receives ``-(V - R) pi_k``: pushed the opposite way of the
-    sampled one, in proportion to its probability.
-    """
-    probs = torch.as_tensor(probs, dtype=torch.float64)
-    onehot = torch.zeros_like(probs)
-    onehot[action] = 1.0
-    return (baseline - reward) * (onehot - probs)
-
-
-def exact_gradient(logits: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
-    """``grad_theta sum_a pi(a) R(a)`` in closed form, ``pi * (R - E_pi[R])`` (eq:objective).
-
-    This is the ascent direction the single-sample estimates average to.
-    """
-    pi = torch.softmax(logits, -1)
-    rewards = rewards.to(pi.dtype)
-    return pi * (rewards - (pi * rewards).sum(-1, keepdim=True))
-
-
-def score_function_estimates(
-    logits: torch.Tensor,
-    rewards: torch.Tensor,
-    n: int,
-    baseline=0.0,
-    generator: Optional[torch.Generator] = None,
-) -> torch.Tensor:
-    """``n`` independent single-sample estimates ``(R(a) - b)(onehot(a) - pi)``, shape [n, K].
-
-    eq:single-sample with ``a ~ pi``; their mean converges to :func:`exact_gradient`.
-    """
-    pi = torch.softmax(logits, -1)
-    actions = torch.multinomial(pi.float(), n, replacement=True, generator=generator)
-    onehot = F.one_hot(actions, pi.shape[-1]).to(pi.dtype)
-    weight = rewards.to(pi.dtype)[actions] - torch.as_tensor(baseline, dtype=pi.dtype)
-    return weight[:, None] * (onehot - pi)
-
-
-def exact_variance(logits: torch.Tensor, rewards: torch.Tensor, baseline=0.0) -> torch.Tensor:
-    """Trace of the covariance of the single-sample estimator, summed exactly over actions (eq:variance).
-
-    ``Var = sum_a pi_a (R_a - b)^2 |onehot(a) - pi|^2 - |grad G|^2``.  ``baseline`` may be
-    a tensor of candidate values (the result then has its shape: a variance curve).
-    """
-    pi = torch.softmax(logits, -1)
-    rewards = rewards.to(pi.dtype)
-    b = torch.as_tensor(baseline, dtype=pi.dtype)
-    sq_norm = 1.0 - 2.0 * pi + (pi * pi).sum()  # |onehot(a) - pi|^2 for each a
-    second = (pi * sq_norm * (rewards - b[..., None]) ** 2).sum(-1)
-    g = exact_gradient(logits, rewards)
-    return second - (g * g).sum()
-
-
-def optimal_baseline(logits: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
-    """The constant ``b*`` minimising :func:`exact_variance` (eq:optimal-baseline):
-
-    ``b* = sum_a pi_a |onehot(a) - pi|^2 R_a / sum_a pi_a |onehot(a) - pi|^2``
-    (set d Var / d b = 0; the variance is a parabola in ``b``).
-    """
-    pi = torch.softmax(logits, -1)
-    w = pi * (1.0 - 2.0 * pi + (pi * pi).sum())
-    return (w * rewards.to(pi.dtype)).sum() / w.sum()
-
-
-def rloo_estimates(
-    logits: torch.Tensor,
-    rewards: torch.Tensor,
-    k: int,
-    n: int,
-    *,
-    group_norm: bool = False,
-    generator: Optional[torch.Generator] = None,
-) -> torch.Tensor:
-    """``n`` independent RLOO estimates with ``k`` samples each on one logits vector, ``[n, A]``
-    (eq:gap-rloo): ``(1/k) sum_j A_j (onehot(a_j) - pi)``."""
-    pi = torch.softmax(logits, -1)
-    actions = torch.multinomial(pi.float().expand(n, -1), k, replacement=True, generator=generator)
-    r = rewards.to(pi.dtype)[actions]
-    adv = rloo_advantages(r, group_norm=group_norm)
-    onehot = F.one_hot(actions, pi.shape[-1]).to(pi.dtype)
-    return (adv[..., None] * (onehot - pi)).mean(1)
-
-
-def rloo_exact_moments(logits: torch.Tensor, rewards: torch.Tensor, k: int, *,
-                       group_norm: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(mean [A], trace of covariance)`` of the ``k``-sample RLOO estimate, exactly, by
-    summing over all ``A^k`` ordered tuples of actions (small action sets only)."""
-    import itertools
-
-    pi = torch.softmax(logits.to(torch.float64), -1)
-    a_n = pi.shape[-1]
-    tuples = torch.tensor(list(itertools.product(range(a_n), repeat=k)))  # [A^k, k]
-    prob = pi[tuples].prod(1)
-    adv = rloo_advantages(rewards.to(pi.dtype)[tuples], group_norm=group_norm)
-    est = (adv[..., None] * (F.one_hot(tuples, a_n).to(pi.dtype) - pi)).mean(1)  # [A^k, A]
-    mean = (prob[:, None] * est).sum(0)
-    second = (prob * (est * est).sum(1)).sum()
-    return mean, second - (mean * mean).sum()

@@ -1,6 +1,6 @@
 r"""Where the gap between policy gradient and cross-entropy comes from: measured on the network.
 
-Numbers only (the figures are in :mod:`pgviz.plots`).  For one fixed batch and one
+Numbers only (the figures are in :mod:`pgviz.figures.gap`).  For one fixed batch and one
 network, :func:`probe` redraws the sampled actions ``M`` times and measures, for each
 estimator of the expected-reward gradient, the noise of the resulting **parameter**
 gradient:
@@ -18,7 +18,8 @@ vector-Jacobian product (the batch mean, as in training):
 ``no-baseline``       ``R(a) (onehot(a) - pi)``                   (eq:single-sample, ``b = 0``)
 ``learned-V``         ``(R(a) - V(x)) (onehot(a) - pi)``           (the network's own baseline)
 ``optimal-constant``  ``(R(a) - b*) (onehot(a) - pi)``, ``b*`` the per-image constant that
-                      minimises the variance on the logits (eq:optimal-baseline), an oracle
+                      minimises the variance on the logits (eq:optimal-baseline,
+                      :func:`pgviz.exact.optimal_baseline`), an oracle
 ``rloo-K``            ``K`` samples with the leave-one-out baseline (eq:gap-rloo)
 
 Only the policy part of each gradient is measured (no entropy bonus, no BCE of ``V``).
@@ -41,18 +42,14 @@ import torch
 import torch.nn.functional as F
 
 from . import estimator
+from .exact import exact_gradient, optimal_baseline
 from .data import normalize
 
-__all__ = ["ESTIMATORS", "difference", "probe", "optimal_baselines", "ProbeRecorder", "read_probes", "parse_epochs", "logit_estimates"]
+__all__ = ["ESTIMATORS", "difference", "probe", "ProbeRecorder", "read_probes", "parse_epochs", "logit_estimates",
+           "finite"]
 
 #: The estimators :func:`probe` measures besides the exact gradient (rloo-K added per K).
 ESTIMATORS = ("no-baseline", "learned-V", "optimal-constant")
-
-
-def optimal_baselines(pi: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
-    """:func:`pgviz.estimator.optimal_baseline` for every row at once (eq:optimal-baseline)."""
-    w = pi * (1.0 - 2.0 * pi + (pi * pi).sum(1, keepdim=True))
-    return (w * rewards).sum(1) / w.sum(1)
 
 
 def logit_estimates(logits: torch.Tensor, baseline: torch.Tensor, labels: torch.Tensor, *,
@@ -74,7 +71,7 @@ def logit_estimates(logits: torch.Tensor, baseline: torch.Tensor, labels: torch.
         r = rewards.gather(1, a[:, None]).squeeze(1)
         return (r - b)[:, None] * (F.one_hot(a, n_act).float() - pi)
 
-    b_star = optimal_baselines(pi, rewards)
+    b_star = optimal_baseline(logits, rewards)  # one b* per image (row)
     out = {"no-baseline": single(torch.zeros_like(baseline)),
            "learned-V": single(baseline.detach().float()),
            "optimal-constant": single(b_star.float())}
@@ -115,7 +112,7 @@ def probe(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
 
     pi = torch.softmax(logits.detach(), 1)
     rewards = F.one_hot(labels, pi.shape[1]).float()
-    g_exact_logits = pi * (rewards - pi.gather(1, labels[:, None]))  # estimator.exact_gradient per row
+    g_exact_logits = exact_gradient(logits.detach(), rewards)  # eq:gap-exact, per image (row)
     g_star = pgrad(g_exact_logits)
     star_sq = float(g_star.pow(2).sum())
     star_norm = math.sqrt(star_sq)
@@ -184,13 +181,18 @@ class ProbeRecorder:
         self.rows.append(row)
         if self.path is not None:
             with open(self.path, "a") as f:
-                f.write(json.dumps(_finite(row)) + "\n")
+                f.write(json.dumps(finite(row)) + "\n")
 
 
-def _finite(x):
+def finite(x):
+    """``x`` with every non-finite float (``inf``, ``nan``), in nested dicts too, replaced by
+    ``None``: what JSON can store (an infinite ``snr`` when an estimator has no noise)."""
     if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
+        return {k: finite(v) for k, v in x.items()}
     return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+_finite = finite  # the name pgviz.cli imports
 
 
 def read_probes(path) -> List[dict]:

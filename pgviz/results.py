@@ -1,9 +1,11 @@
-"""Reading finished runs back: ``metrics.jsonl`` files, grouped by setting and seed.
+"""Reading finished runs back: ``metrics.jsonl`` files, grouped by setting and seed (numbers only).
 
 ``scripts/compare.sh`` trains every setting of the objectives comparison with the CLI
-(``pgviz train ... --out results/compare/<setting>/seed<k>``); the training chapter reads
-those folders with :func:`load_runs`, summarises them with :func:`summary_table` and
-plots mean and spread over seeds with :func:`plot_runs`.
+(``pgviz train ... --out results/compare/<setting>/seed<k>``); the chapters read those
+folders with :func:`load_runs` and summarise them with :func:`summary_table`
+(:func:`format_table` writes the summary as Markdown for the terminal).  The figures drawn
+from them are :func:`pgviz.figures.comparison.comparison_table` and
+:func:`pgviz.figures.comparison.plot_runs`.
 """
 from __future__ import annotations
 
@@ -14,10 +16,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from . import plots
-
-__all__ = ["read_metrics", "load_runs", "epoch_reaching", "summary_table", "plot_runs", "comparison_table", "format_table",
-           "NOTEBOOK_OBJECTIVES", "NOTEBOOK_PRINTED", "load_reference", "notebook_rows", "notebook_table"]
+__all__ = ["read_metrics", "load_runs", "epoch_reaching", "summary_table", "COLUMNS", "table_rows",
+           "format_table", "NOTEBOOK_OBJECTIVES", "NOTEBOOK_PRINTED", "NOTEBOOK_COLUMNS", "load_reference",
+           "notebook_rows", "notebook_table_rows"]
 
 
 def read_metrics(path) -> List[dict]:
@@ -105,64 +106,26 @@ def summary_table(runs: Dict[str, List[dict]], order: Optional[Sequence[str]] = 
     return rows
 
 
+#: The columns of the objectives comparison table (:func:`table_rows`).
 COLUMNS = ("setting", "entropy weight", "seeds", "epochs", "test accuracy", "range over seeds", "time (s)")
 
 
-def comparison_table(rows: List[dict]) -> plots.Table:
-    """The summary as a table (HTML in notebooks and the book): final test accuracy as
-    mean ± std over seeds, its range, and the mean wall time of a run."""
+def table_rows(rows: List[dict]) -> List[List[str]]:
+    """The summary's cells as text, one list per setting in :data:`COLUMNS`' order: final test
+    accuracy as mean ± std over seeds, its range, and the mean wall time of a run."""
     cells = []
     for r in rows:
         ew = "–" if r["objective"] == "xent" else f"{r['entropy_weight']:g}"
         cells.append([r["setting"], ew, str(r["seeds"]), str(r["epochs"]),
                       f"{100 * r['test_acc_mean']:.1f} ± {100 * r['test_acc_std']:.1f} %",
                       f"{100 * r['test_acc_min']:.1f}–{100 * r['test_acc_max']:.1f} %", f"{r['wall_time_mean']:.0f}"])
-    return plots.Table(COLUMNS, cells)
+    return cells
 
 
 def format_table(rows: List[dict]) -> str:
     """The summary as a Markdown table (for the README and the terminal)."""
-    t = comparison_table(rows)
-    lines = ["| " + " | ".join(t.columns) + " |", "|" + "---|" * len(t.columns)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in t.rows])
-
-
-def _curve(runs: List[dict], x: str, key: str):
-    """Runs aligned on epochs: ``(x mean over seeds, y [seeds, epochs])``."""
-    n = min(len(r["epochs"]) for r in runs)
-    xs = np.array([[e[x] for e in r["epochs"][:n]] for r in runs], dtype=float)
-    ys = np.array([[math.nan if e.get(key) is None else e[key] for e in r["epochs"][:n]] for r in runs], dtype=float)
-    return xs.mean(0), ys
-
-
-def plot_runs(runs: Dict[str, List[dict]], *, x: str = "step", key: str = "test_acc", ax=None,
-              order: Optional[Sequence[str]] = None, colors: Optional[Dict[str, str]] = None,
-              xlabel: Optional[str] = None, ylabel: str = "test accuracy", title: Optional[str] = None,
-              reference: Optional[Dict[str, float]] = None, legend: Optional[str] = "best"):
-    """Mean over seeds (line) and min–max over seeds (band) of ``key`` against ``x``
-    (``"step"``, ``"time"`` in seconds, ``"epoch"`` or ``"images_seen"``).
-    ``reference`` draws horizontal lines (e.g. the article's accuracies), named in the
-    legend. ``legend`` is its ``loc``; ``None`` draws none (for one legend per figure:
-    ``fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center")``)."""
-    ax = plots._axes(ax, figsize=(6, 3.6))
-    for i, name in enumerate(order or sorted(runs)):
-        if name not in runs:
-            continue
-        xm, ys = _curve(runs[name], x, key)
-        color = (colors or {}).get(name, f"C{i}")
-        ax.plot(xm, np.nanmean(ys, 0), color=color, linewidth=2, label=f"{name} ({len(ys)} seeds)")
-        ax.fill_between(xm, np.nanmin(ys, 0), np.nanmax(ys, 0), color=color, alpha=0.18, linewidth=0)
-    for j, (label, y) in enumerate((reference or {}).items()):
-        ax.axhline(y, color="black", linestyle=["--", ":"][j % 2], linewidth=1, label=label)
-    ax.set_xlabel(xlabel or {"step": "training steps", "time": "wall time (s)", "epoch": "epoch",
-                             "images_seen": "images seen"}.get(x, x))
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    if legend:
-        ax.legend(frameon=False, fontsize=9, loc=legend)
-    plots._tidy(ax)
-    return ax
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in table_rows(rows)])
 
 
 # ----------------------------------------------------------------------------
@@ -202,14 +165,17 @@ def notebook_rows(runs: Dict[str, List[dict]], reference: dict) -> List[dict]:
     return rows
 
 
-def notebook_table(rows: List[dict]) -> plots.Table:
-    """:func:`notebook_rows` as a table (accuracies in %, mean ± std over the seeds)."""
+#: The columns of the notebook table (:func:`notebook_table_rows`).
+NOTEBOOK_COLUMNS = ("objective", "notebook, full data (printed)", "notebook's code, subset (seeds)",
+                    "pgviz --recipe notebook, subset (seeds)")
+
+
+def notebook_table_rows(rows: List[dict]) -> List[List[str]]:
+    """:func:`notebook_rows` as text cells in :data:`NOTEBOOK_COLUMNS`' order (accuracies
+    in %, mean ± std over the seeds, their number in brackets; ``–``: no run)."""
     def cell(s):
         if not s["seeds"]:
             return "–"
         return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f} % ({s['seeds']})" if s["seeds"] > 1 \
             else f"{100 * s['mean']:.1f} % (1)"
-    return plots.Table(("objective", "notebook, full data (printed)", "notebook's code, subset (seeds)",
-                        "pgviz --recipe notebook, subset (seeds)"),
-                       [[r["objective"], f"{100 * r['printed']:.1f} %", cell(r["reference"]), cell(r["pgviz"])]
-                        for r in rows])
+    return [[r["objective"], f"{100 * r['printed']:.1f} %", cell(r["reference"]), cell(r["pgviz"])] for r in rows]

@@ -546,22 +546,3 @@ def interactive(
         description made from the figure's titles and axis labels.
     """
     return InteractiveFigure(draw, controls, figsize=figsize, title=title, dpi=dpi, alt=alt)
-
-
-def probe_slider(probes: Sequence[dict], *, order: Optional[Sequence[str]] = None,
-                 figsize: Tuple[float, float] = (10, 3.6), dpi: float = 80) -> InteractiveFigure:
-    """The gap chapter's gradient-noise figure (:func:`pgviz.plots.gap_noise`) with one slider
-    over the epochs at which the probe was recorded (rows of :func:`pgviz.gap.read_probes`)."""
-    from . import plots
-
-    rows = sorted(probes, key=lambda r: r["epoch"])
-    if not rows:
-        raise ValueError("probe_slider needs at least one probe row")
-    epochs = [r["epoch"] for r in rows]
-    return interactive(
-        lambda fig, epoch: plots.gap_noise(rows, epoch, fig=fig, order=order),
-        {"epoch": Control(epochs, value=epochs[-1], label="epoch", fmt="{:d}")},
-        figsize=figsize, dpi=dpi,
-        alt="Gradient noise of each policy-gradient estimator across training: trace of the "
-            "covariance of the parameter gradient against the epoch, and the cosine of one "
-            "estimate with the exact gradient at the chosen epoch")

@@ -163,24 +163,6 @@ def test_ctrl_c_saves_and_resume_finishes(tmp_path):
     assert last_json(r.stdout)["epochs"] == 1 and last_json(r.stdout)["step"] == 1000 // 64
 
 
-def test_bench_prints_the_three_rates(tmp_path):
-    r = pgviz("bench", "--device", "cpu", "--batch-size", 16, "--steps", 1, "--repeats", 1)
-    assert r.returncode == 0, r.stderr
-    res = last_json(r.stdout)
-    assert set(res["images_per_second"]) == {"xent", "pg", "pg_two_backward", "pg_exact", "rloo_4", "value"}
-    assert all(v > 0 for v in res["images_per_second"].values())
-    assert res["ratio_pg_vs_xent"] == pytest.approx(res["images_per_second"]["pg"] / res["images_per_second"]["xent"], rel=1e-2)
-    assert res["ratio_pg_vs_two_backward"] > 0
-    # both precisions timed in the same run; the headline is the resolved --precision
-    by = res["images_per_second_by_precision"]
-    assert set(by) == {"fp32", "bf16"} and res["precision"] in by
-    assert res["images_per_second"] == by[res["precision"]]
-    assert res["ratio_bf16_vs_fp32"] == pytest.approx(by["bf16"]["pg"] / by["fp32"]["pg"], rel=1e-2)
-    r = pgviz("bench", "--device", "cpu", "--batch-size", 8, "--steps", 1, "--repeats", 1,
-              "--precision", "fp32")
-    assert r.returncode == 0 and last_json(r.stdout)["precision"] == "fp32", r.stderr
-
-
 def test_console_script_entry_point_is_declared():
     import tomllib
     from pathlib import Path
@@ -191,13 +173,13 @@ def test_console_script_entry_point_is_declared():
 
 
 # ---------------------------------------------------------------------------
-# Issue 11: more bad input, exit codes, signals
+# Bad input, exit codes and signals: one line on stderr, never a traceback
 # ---------------------------------------------------------------------------
 def _crafted_checkpoint(path, **change):
     from dataclasses import asdict
 
     from pgviz.models import get_model
-    from pgviz.training import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, TrainConfig
+    from pgviz.train import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, TrainConfig
     cfg = asdict(TrainConfig(model=change.pop("model", "fast"), data="synthetic"))
     ckpt = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": cfg, "n_classes": 10,
             "model": get_model(cfg["model"], 10).state_dict(), "ema": None, "epoch": 1, "step": 1}
@@ -256,8 +238,8 @@ def test_more_bad_input_exits_2_with_one_line(tmp_path, capfd, monkeypatch):
 
 
 def test_a_second_run_on_a_busy_out_is_refused(tmp_path, capfd, monkeypatch):
-    from pgviz.training import _OutputDir
-    with _OutputDir(tmp_path / "busy"):
+    from pgviz.train import OutputDir
+    with OutputDir(tmp_path / "busy"):
         code, stdout, stderr = _main_in_process(capfd, monkeypatch, ["train", "--out", tmp_path / "busy", "--quiet"])
     assert code == 2 and "in use by another pgviz run" in stderr and len(stderr.strip().splitlines()) == 1
     assert not (tmp_path / "busy" / "metrics.jsonl").exists()
@@ -284,7 +266,7 @@ def test_a_failed_write_exits_3_and_keeps_the_checkpoint(tmp_path, capfd, monkey
         "train", "--data", "synthetic", "--out", out, "--epochs", 3, "--device", "cpu", "--quiet"])
     assert code == 3, stderr
     assert len(stderr.strip().splitlines()) == 1 and "No space left" in stderr and "epoch 1" in stderr
-    from pgviz.training import load_checkpoint
+    from pgviz.train import load_checkpoint
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
 
 
@@ -312,7 +294,7 @@ def test_ctrl_c_while_importing_torch_is_one_line(capfd, monkeypatch):
             return None
 
     import pgviz
-    heavy = ("pgviz.models", "pgviz.data", "pgviz.training")
+    heavy = ("pgviz.models", "pgviz.data", "pgviz.train.config", "pgviz.train.runtime")
     for name in heavy:  # forgotten for this test only (module and package attribute restored)
         monkeypatch.delitem(sys.modules, name, raising=False)
         monkeypatch.delattr(pgviz, name.split(".")[1], raising=False)
@@ -330,7 +312,7 @@ def test_ctrl_c_while_importing_torch_is_one_line(capfd, monkeypatch):
 def test_sigterm_saves_and_exits_143(tmp_path):
     out = tmp_path / "run"
     summary = _signal_training(out, signal.SIGTERM, 143, "terminated")
-    from pgviz.training import load_checkpoint
+    from pgviz.train import load_checkpoint
     assert load_checkpoint(out / "checkpoint.pt")["step"] == summary["step"]
 
 
@@ -369,3 +351,16 @@ def test_sigterm_during_start_up_is_one_line_exit_143(capfd, monkeypatch):
         assert signal.getsignal(signal.SIGTERM) is outside  # put back
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def test_train_flags_are_made_from_the_config():
+    """Every flag pgviz train had, made from TrainConfig's fields and the objectives' options."""
+    from pgviz.cli import _build_parser
+    train = _build_parser()._subparsers._group_actions[0].choices["train"]
+    flags = {s for a in train._actions for s in a.option_strings}
+    assert flags == {"-h", "--help", "--objective", "--data", "--out", "--epochs", "--batch-size", "--lr",
+                     "--entropy-weight", "--seed", "--device", "--model", "--samples", "--group-norm",
+                     "--epsilon", "--probe-epochs", "--precision", "--data-dir", "--no-augment", "--resume",
+                     "--quiet"}
+    args = train.parse_args(["--out", "o", "--no-augment", "--quiet", "--group-norm", "--samples", "3"])
+    assert (args.augment, args.progress, args.group_norm, args.samples, args.epochs) == (False, False, True, 3, None)

@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 
 from pgviz import estimator as E
+from pgviz import exact as X
 
 K = 10
 
@@ -20,20 +21,6 @@ def _grads(net):
 
 
 # --- the article's figures ---------------------------------------------------
-def test_article_grad_log_policy_numbers():
-    a = E.ARTICLE
-    probs = torch.tensor(a["probs"], dtype=torch.float64)
-    assert probs.sum().item() == pytest.approx(1.0)
-    horse, dog = a["labels"].index("horse"), a["labels"].index("dog")
-    # horse sampled: it is the true label, reward 1
-    g = E.log_policy_grad(probs, horse, reward=1.0, baseline=a["baseline"])
-    assert g[horse].item() == pytest.approx(-0.825)
-    assert g.abs().sum().item() == pytest.approx(0.825)
-    # dog sampled: wrong, reward 0
-    g = E.log_policy_grad(probs, dog, reward=0.0, baseline=a["baseline"])
-    assert g[dog].item() == pytest.approx(0.175)
-    assert g.abs().sum().item() == pytest.approx(0.175)
-    assert a["grad_after"] == {"horse": -0.825, "dog": 0.175}
 
 
 def test_article_numbers_through_the_network_loss():
@@ -49,17 +36,8 @@ def test_article_numbers_through_the_network_loss():
         assert res.baseline.item() == pytest.approx(v)
         res.loss.backward()
         assert (res.baseline - res.rewards).item() == pytest.approx(expect)
-        assert torch.allclose(z.grad[0, :K], E.logit_grad(probs, action, res.rewards.item(), v), atol=1e-9)
+        assert torch.allclose(z.grad[0, :K], X.logit_grad(probs, action, res.rewards.item(), v), atol=1e-9)
         assert z.grad[0, action].item() == pytest.approx(expect * (1 - probs[action].item()))
-
-
-def test_logit_grad_spreads_opposite_sign_proportional_to_probability():
-    probs = torch.tensor(E.ARTICLE["probs"], dtype=torch.float64)
-    g = E.logit_grad(probs, 0, reward=1.0, baseline=0.175)
-    # horse rewarded: its logit goes up (negative loss gradient), all others go down by 0.825 * pi_k
-    assert g[0].item() == pytest.approx(-0.825 * 0.4)
-    assert torch.allclose(g[1:], 0.825 * probs[1:])
-    assert g.sum().item() == pytest.approx(0.0, abs=1e-12)
 
 
 # --- the two implementations are the same estimator --------------------------
@@ -128,27 +106,6 @@ def test_matrix_reward_is_pluggable():
 
 
 # --- unbiasedness -------------------------------------------------------------
-def test_exact_gradient_matches_autograd():
-    torch.manual_seed(0)
-    logits = torch.randn(K, dtype=torch.float64, requires_grad=True)
-    R = torch.rand(K, dtype=torch.float64)
-    (torch.softmax(logits, 0) * R).sum().backward()
-    assert torch.allclose(E.exact_gradient(logits.detach(), R), logits.grad, atol=1e-12)
-
-
-@pytest.mark.parametrize("baseline", [0.0, 0.4])
-def test_mc_mean_converges_to_exact_gradient_within_standard_error(baseline):
-    torch.manual_seed(1)
-    logits = torch.randn(K, dtype=torch.float64)
-    R = (torch.arange(K) == 3).double()
-    est = E.score_function_estimates(logits, R, 200_000, baseline, torch.Generator().manual_seed(0))
-    mean, se = est.mean(0), est.std(0) / math.sqrt(est.shape[0])
-    exact = E.exact_gradient(logits, R)
-    z = ((mean - exact) / se).abs()
-    assert z.max().item() < 4.5  # 10 coordinates, fixed seed
-    # and a *wrong* target (gradient of reward 1 on action 4) is rejected by the same bound
-    wrong = E.exact_gradient(logits, (torch.arange(K) == 4).double())
-    assert ((mean - wrong) / se).abs().max().item() > 10
 
 
 def test_network_estimator_is_unbiased_for_exact_expected_gradient():
@@ -176,33 +133,6 @@ def test_network_estimator_is_unbiased_for_exact_expected_gradient():
 
 
 # --- variance ---------------------------------------------------------------
-def test_exact_variance_matches_measured_and_optimal_baseline_minimises_it():
-    torch.manual_seed(2)
-    logits = torch.randn(K, dtype=torch.float64) * 2
-    R = (torch.arange(K) == 0).double()
-    for b in [0.0, 0.5, float(torch.softmax(logits, 0)[0])]:
-        est = E.score_function_estimates(logits, R, 100_000, b, torch.Generator().manual_seed(1))
-        measured = est.var(0).sum().item()
-        assert measured == pytest.approx(E.exact_variance(logits, R, b).item(), rel=0.03)
-    b_star = E.optimal_baseline(logits, R)
-    grid = torch.linspace(-1, 2, 3001, dtype=torch.float64)
-    curve = E.exact_variance(logits, R, grid)
-    assert curve.shape == grid.shape
-    assert grid[curve.argmin()].item() == pytest.approx(b_star.item(), abs=2e-3)
-    assert E.exact_variance(logits, R, b_star).item() <= curve.min().item() + 1e-12
-
-
-def test_value_baseline_raises_variance_for_confident_correct_policy():
-    """The honest caveat the book shows: for 0/1 reward and pi_y near 1, V = pi_y is worse than b = 0."""
-    logits = torch.zeros(K, dtype=torch.float64)
-    logits[0] = 8.0  # pi_y ~ 0.997
-    R = (torch.arange(K) == 0).double()
-    pi_y = torch.softmax(logits, 0)[0]
-    assert E.exact_variance(logits, R, pi_y) > E.exact_variance(logits, R, 0.0)
-    # while for an unsure policy the value baseline helps
-    logits = torch.zeros(K, dtype=torch.float64)
-    pi_y = torch.softmax(logits, 0)[0]
-    assert E.exact_variance(logits, R, pi_y) < E.exact_variance(logits, R, 0.0)
 
 
 def test_xent_loss_uses_only_policy_columns():

@@ -11,18 +11,9 @@ import torch.nn as nn
 
 from pgviz import data, gap
 from pgviz import estimator as E
+from pgviz import exact as X
 
 A = 10
-
-
-def test_optimal_baselines_rowwise():
-    g = torch.Generator().manual_seed(0)
-    logits = torch.randn(6, A, generator=g, dtype=torch.float64)
-    y = torch.randint(0, A, (6,), generator=g)
-    rewards = nn.functional.one_hot(y, A).double()
-    b = gap.optimal_baselines(torch.softmax(logits, 1), rewards)
-    for i in range(6):
-        assert b[i].item() == pytest.approx(E.optimal_baseline(logits[i], rewards[i]).item(), rel=1e-12)
 
 
 def test_logit_estimates_unbiased_and_variances():
@@ -34,16 +25,16 @@ def test_logit_estimates_unbiased_and_variances():
     rewards = nn.functional.one_hot(torch.tensor(3), A).double()
     draws = gap.logit_estimates(logits.expand(n, -1), torch.full((n,), 0.4), y, rloo_ks=(2, 4),
                                 generator=torch.Generator().manual_seed(1))
-    exact = E.exact_gradient(logits.double(), rewards)
+    exact = X.exact_gradient(logits.double(), rewards)
     for name, d in draws.items():
         d = d.double()
         se = d.std(0) / math.sqrt(n)
         assert ((d.mean(0) - exact).abs() <= 5 * se + 1e-9).all(), name
     tr = {k: v.double().var(0).sum().item() for k, v in draws.items()}
-    assert tr["no-baseline"] == pytest.approx(E.exact_variance(logits.double(), rewards, 0.0).item(), rel=0.05)
-    b_star = E.optimal_baseline(logits.double(), rewards)
-    assert tr["optimal-constant"] == pytest.approx(E.exact_variance(logits.double(), rewards, b_star).item(), rel=0.05)
-    assert tr["rloo-2"] == pytest.approx(E.rloo_exact_moments(logits, rewards, 2)[1].item(), rel=0.05)
+    assert tr["no-baseline"] == pytest.approx(X.exact_variance(logits.double(), rewards, 0.0).item(), rel=0.05)
+    b_star = X.optimal_baseline(logits.double(), rewards)
+    assert tr["optimal-constant"] == pytest.approx(X.exact_variance(logits.double(), rewards, b_star).item(), rel=0.05)
+    assert tr["rloo-2"] == pytest.approx(X.rloo_exact_moments(logits, rewards, 2)[1].item(), rel=0.05)
     assert tr["rloo-4"] < tr["rloo-2"] < tr["no-baseline"]
 
 
@@ -81,10 +72,10 @@ def test_probe_matches_exact_trace_on_a_linear_network():
     rewards = nn.functional.one_hot(labels, A).double()
     expect = {"no-baseline": 0.0, "optimal-constant": 0.0, "rloo-2": 0.0}
     for i in range(8):
-        expect["no-baseline"] += E.exact_variance(logits[i], rewards[i], 0.0).item() * feat[i].item()
-        b = E.optimal_baseline(logits[i], rewards[i])
-        expect["optimal-constant"] += E.exact_variance(logits[i], rewards[i], b).item() * feat[i].item()
-        expect["rloo-2"] += E.rloo_exact_moments(logits[i], rewards[i], 2)[1].item() * feat[i].item()
+        expect["no-baseline"] += X.exact_variance(logits[i], rewards[i], 0.0).item() * feat[i].item()
+        b = X.optimal_baseline(logits[i], rewards[i])
+        expect["optimal-constant"] += X.exact_variance(logits[i], rewards[i], b).item() * feat[i].item()
+        expect["rloo-2"] += X.rloo_exact_moments(logits[i], rewards[i], 2)[1].item() * feat[i].item()
     for name, v in expect.items():
         assert r["estimators"][name]["trace_cov"] == pytest.approx(v / 64, rel=0.15), name
     # |g*|: the autograd gradient of the expected reward
@@ -125,7 +116,7 @@ def test_parse_epochs():
 
 
 def test_probe_recorder_during_training(tmp_path):
-    from pgviz.training import TrainConfig, train
+    from pgviz.train import TrainConfig, train
 
     ds = data.make_synthetic(128, 32)
     rec = gap.ProbeRecorder([2], ds.test_images[:8], ds.test_labels[:8], out=tmp_path, samples=2, rloo_ks=(2,))
@@ -164,45 +155,6 @@ def test_cli_probe_and_bad_input(tmp_path):
     assert r.returncode == 2 and "checkpoint not found" in r.stderr
     r = _pgviz("train", "--objective", "rloo", "--samples", 1, "--out", tmp_path / "x")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "samples K >= 2" in r.stderr
-
-
-def _fake_probe(epoch, scale):
-    est = {n: {"trace_cov": scale * (i + 1), "cosine": 0.1 * (i + 1), "cosine_of_mean": 0.5, "snr": 1.0,
-               "reward_queries": 1}
-           for i, n in enumerate(["no-baseline", "learned-V", "optimal-constant", "rloo-2"])}
-    return {"event": "probe", "epoch": epoch, "step": 10 * epoch, "batch_size": 8, "samples": 4,
-            "exact_norm": 1.0, "expected_reward": 0.1 * epoch, "accuracy": 0.2, "estimators": est}
-
-
-def test_gap_figures_and_slider():
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    from pgviz import plots, widgets
-
-    probes = [_fake_probe(e, s) for e, s in ((1, 2.0), (5, 1.0), (10, 0.5))]
-    fig = plots.gap_noise(probes, 5, fig=Figure())
-    ax_t, ax_c = fig.axes
-    assert len(ax_t.get_lines()) == 6  # 4 estimators, |g*|^2 and the epoch marker
-    assert list(ax_t.get_lines()[0].get_ydata()) == [2.0, 1.0, 0.5]
-    assert [round(p.get_width(), 6) for p in ax_c.patches] == [0.1, 0.2, 0.3, 0.4]
-    assert "epoch 5" in ax_c.get_title()
-    s = widgets.probe_slider(probes)
-    assert s.n_frames == 3 and s.controls["epoch"].values == [1, 5, 10] and s.controls["epoch"].value == 10
-    html = s.to_html()
-    assert "pgviz-frames" in html and html.count("data:image/png") >= 1
-    runs = {"pg": [{"epochs": [{"epoch": 1, "images_seen": 100, "test_acc": 0.2},
-                               {"epoch": 2, "images_seen": 200, "test_acc": 0.4}]}],
-            "xent": [{"epochs": [{"epoch": 1, "images_seen": 100, "test_acc": 0.5},
-                                 {"epoch": 2, "images_seen": 200, "test_acc": 0.6}]}]}
-    fig = plots.gap_curves(runs, {"pg": 4, "xent": None}, order=["xent", "pg"], fig=Figure())
-    ax_e, ax_q = fig.axes
-    assert len(ax_e.get_lines()) == 2 and len(ax_q.get_lines()) == 1  # xent has no reward queries
-    assert list(ax_q.get_lines()[0].get_xdata()) == [400.0, 800.0]
-    fig = plots.gap_directions([0.5, 0.3, 0.2], 1, fig=Figure())
-    bars = [p.get_height() for p in fig.axes[1].patches]
-    assert bars == pytest.approx([0.3 * -0.5, 0.3 * 0.7, 0.3 * -0.2])
 
 
 def test_difference_of_settings():

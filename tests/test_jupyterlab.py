@@ -206,7 +206,7 @@ def _train_and_stop(page, lab):
     status.filter(has_text=re.compile("stopped|finished")).wait_for(timeout=120_000)
     text = status.inner_text()
     assert "saved in" in text, text
-    from pgviz.training import load_checkpoint
+    from pgviz.train import load_checkpoint
 
     ckpts = sorted((lab.tmp / "runs" / "live").glob("*/checkpoint.pt"))
     assert ckpts, f"no checkpoint under {lab.tmp / 'runs' / 'live'} ({text})"

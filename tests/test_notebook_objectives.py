@@ -168,6 +168,8 @@ def test_notebook_rows_put_the_printed_figures_beside_the_reference_and_our_runs
     assert rows["pg"]["pgviz"]["std"] == pytest.approx(0.04 / math.sqrt(2))
     assert rows["xent"]["reference"] == {"mean": pytest.approx(0.48), "std": pytest.approx(0.02 * math.sqrt(2)),
                                          "seeds": 2}
-    table = results.notebook_table(list(rows.values()))
-    assert table.rows[4] == ["pg", "55.2 %", "38.0 % (1)", "42.0 ± 2.8 % (2)"]
-    assert table.rows[1][2:] == ["–", "–"]
+    cells = results.notebook_table_rows(list(rows.values()))
+    assert cells[4] == ["pg", "55.2 %", "38.0 % (1)", "42.0 ± 2.8 % (2)"]
+    assert cells[1][2:] == ["–", "–"]
+    from pgviz import figures
+    assert figures.notebook_table(list(rows.values())).rows == cells

@@ -84,9 +84,9 @@ def code_to_python(src: str) -> str:
 
 
 def pgviz_names() -> dict[str, str]:
-    """Public names defined at the top level of any pgviz module -> module."""
+    """Public names defined at the top level of any pgviz module (subpackages too) -> module."""
     names: dict[str, str] = {}
-    for mod in sorted((ROOT / "pgviz").glob("*.py")):
+    for mod in sorted((ROOT / "pgviz").rglob("*.py")):
         tree = ast.parse(mod.read_text(encoding="utf-8"))
         for node in tree.body:
             found = []
@@ -101,7 +101,8 @@ def pgviz_names() -> dict[str, str]:
                                   if isinstance(e, ast.Constant) and isinstance(e.value, str)]
             for name in found:
                 if not name.startswith("_"):
-                    names.setdefault(name, f"pgviz.{mod.stem}" if mod.stem != "__init__" else "pgviz")
+                    dotted = ".".join(mod.relative_to(ROOT).with_suffix("").parts)
+                    names.setdefault(name, dotted.removesuffix(".__init__"))
     return names
 
 

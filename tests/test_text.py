@@ -339,12 +339,12 @@ def test_built_glossary_links_resolve():
 # ---------------------------------------------------------------------------
 def test_comparison_table_cells_do_not_wrap():
     """"74.3 ± 1.2 %" wrapped to "74.3 ± 1.2 / %" in a narrow page."""
-    from pgviz import results
+    from pgviz import figures
 
     row = {"setting": "xent", "objective": "xent", "entropy_weight": 0.0, "seeds": 3,
            "epochs": 40, "test_acc_mean": 0.743, "test_acc_std": 0.012,
            "test_acc_min": 0.732, "test_acc_max": 0.755, "wall_time_mean": 171.0}
-    html = results.comparison_table([row])._repr_html_()
+    html = figures.comparison_table([row])._repr_html_()
     assert "74.3 ± 1.2 %" in html
     cells = re.findall(r"<td ([^>]*)>", html)
     assert cells and all("white-space:nowrap" in c for c in cells), cells
@@ -355,15 +355,15 @@ def test_objectives_plot_legend_outside_the_curves():
     curves) and can leave the legend to the figure."""
     import matplotlib
     matplotlib.use("Agg")
-    from pgviz import results
+    from pgviz import figures
 
     runs = {"pg": [{"epochs": [{"step": s, "time": s, "test_acc": a}
                                for s, a in ((0, 0.1), (10, 0.5))]}]}
-    ax = results.plot_runs(runs, reference={"notebook": 0.552}, legend=None)
+    ax = figures.plot_runs(runs, reference={"notebook": 0.552}, legend=None)
     assert ax.get_legend() is None and not ax.texts
     labels = ax.get_legend_handles_labels()[1]
     assert labels == ["pg (1 seeds)", "notebook"]
-    ax = results.plot_runs(runs, reference={"notebook": 0.552})
+    ax = figures.plot_runs(runs, reference={"notebook": 0.552})
     assert [t.get_text() for t in ax.get_legend().get_texts()] == labels
 
 
@@ -382,14 +382,15 @@ def test_ch02_policy_chart_shows_small_probabilities():
     import matplotlib
     matplotlib.use("Agg")
     import torch
-    from pgviz import bandit, plots
+    from pgviz import figures, sims
+    from pgviz.data import CIFAR10_CLASSES
 
     code = "\n".join("".join(c["source"]) for c in json.loads(
         (BOOK / "02_policy_gradient.ipynb").read_text(encoding="utf-8"))["cells"]
         if c["cell_type"] == "code")
     m = re.search(r'title="Policy \$\\\\pi\$",\s*ylim=\(0, 1\), fmt="([^"]+)"', code)
     assert m, "chapter 2 no longer draws the policy chart this test reads"
-    pi = torch.softmax(bandit.article_policy(), -1)
-    ax = plots.bar_chart(pi, bandit.CIFAR10_CLASSES, fmt=m.group(1))
+    pi = torch.softmax(sims.article_policy(), -1)
+    ax = figures.bar_chart(pi, CIFAR10_CLASSES, fmt=m.group(1))
     labels = [t.get_text() for t in ax.texts]
     assert "0.0033" in labels and "0.00" not in labels, labels

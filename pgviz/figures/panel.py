@@ -1,22 +1,17 @@
-"""Watching a classifier learn: a live training panel for JupyterLab, and its record for the book.
-
-Three pieces, all built on :func:`pgviz.training.train` and its callbacks:
+"""The live training panel for JupyterLab, and the recorder behind the book's training figures.
 
 * :class:`Recorder` -- a training callback that keeps the per-step statistics (reward,
   baseline, entropy of each logged step), the epoch curves (test accuracy, mean reward,
   mean baseline, policy entropy) and a snapshot of the policy on a few fixed *probe* images
-  (the horse among them) after every epoch;
-* :func:`curves_figure` and :func:`snapshot_slider` -- what the static book shows: the
-  recorded curves, and a frame slider over the policy snapshots;
-* :func:`live_figure` -- what the live panel draws while a run goes: the per-step reward,
-  baseline and entropy (faint) with their smoothed values (:func:`smooth`), under the
-  test accuracy after each epoch;
+  (the horse among them, :func:`probe_images`) after every epoch; the figures drawn from it
+  are in :mod:`pgviz.figures.learning`;
 * :class:`TrainingDashboard` -- the live panel: controls (objective, entropy weight,
   learning rate, baseline on/off, epochs), Train and Stop buttons, a progress bar with
   the time left, and plots redrawn in place as the steps arrive (at most about once a
   second; the policy snapshot after every epoch).  Training runs in a
   background thread so that Stop can be pressed; Stop ends the run at the next batch
-  and keeps it (checkpoint and ``metrics.jsonl`` in the run folder).
+  and keeps it (checkpoint and ``metrics.jsonl`` in the run folder);
+* :func:`cpu_budget` -- a subset small enough to train on a CPU in a minute or two.
 
 Displayed in a static page (no kernel), the panel shows a note instead of dead
 controls, the same way :mod:`pgviz.widgets` figures fall back to HTML.
@@ -30,58 +25,22 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from . import plots
-from .data import Dataset
-from .training import StopTraining, TrainConfig, pick_device, predict, train
-from .widgets import Control, interactive
+from ..data import Dataset
+from ..train import StopTraining, TrainConfig, pick_device, predict, train
+from .learning import draw_snapshot, live_figure, plural
 
-__all__ = ["PROBE_CLASSES", "Recorder", "probe_images", "cpu_budget", "curves_figure",
-           "live_figure", "smooth", "snapshot_slider", "TrainingDashboard"]
+__all__ = ["PROBE_CLASSES", "ENTROPY_WEIGHTS", "LEARNING_RATES", "Recorder", "probe_images", "cpu_budget",
+           "TrainingDashboard"]
 
 #: The probe images: the first test image of each of these classes.
 PROBE_CLASSES = ("horse", "dog", "airplane", "cat", "ship")
-#: The values the panel's sliders offer (the run's own default is added when missing).
+#: The entropy weights the panel's slider offers (the run's own default is added when missing).
 ENTROPY_WEIGHTS = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+#: The learning rates the panel's slider offers (likewise).
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 2e-3, 3e-3, 1e-2)
-CURVES = (("test_acc", "test accuracy", plots.POLICY),
-          ("reward", "mean reward", plots.REWARD),
-          ("baseline", "mean baseline V", plots.BASELINE),
-          ("entropy", "policy entropy (nats)", plots.GRADIENT))
-#: The per-step statistics the live panel draws (key, title, colour).
-STEP_CURVES = (("reward", "reward (per step)", plots.REWARD),
-               ("baseline", "baseline V (per step)", plots.BASELINE),
-               ("entropy", "entropy, nats (per step)", plots.GRADIENT))
-#: Decay of the exponential moving average drawn over the per-step curves.
-SMOOTHING = 0.9
-
-
-def _plural(n: int, word: str) -> str:
-    """``"1 epoch"``, ``"2 epochs"``."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def smooth(values: Sequence[Optional[float]], decay: float = SMOOTHING) -> np.ndarray:
-    """Exponential moving average with bias correction (as Adam corrects its moments).
-
-    ``m_t = decay * m_{t-1} + (1 - decay) * v_t``, ``m_0 = 0``, reported as
-    ``m_t / (1 - decay ** t)``, so a constant series is returned unchanged and the first
-    value is the first sample.  Missing values (``None``/NaN) are skipped: they give NaN
-    and leave the average as it was."""
-    if not 0 <= decay < 1:
-        raise ValueError(f"decay must be in [0, 1), got {decay}")
-    out = np.full(len(values), np.nan)
-    m, t = 0.0, 0
-    for i, v in enumerate(values):
-        if v is None or not np.isfinite(v):
-            continue
-        t += 1
-        m = decay * m + (1 - decay) * float(v)
-        out[i] = m / (1 - decay ** t)
-    return out
 
 
 def probe_images(dataset: Dataset, classes: Sequence[str] = PROBE_CLASSES):
@@ -136,84 +95,6 @@ class Recorder:
         if event.get("event") == "epoch":
             self.history.append({k: v for k, v in event.items() if k != "model"})
             self._snapshot(event["model"], event["epoch"])
-
-
-def curves_figure(history: Sequence[dict], *, fig=None, title: Optional[str] = None):
-    """Four panels against epochs: test accuracy, mean reward, mean baseline, entropy."""
-    fig = plots._figure(fig, (10, 2.6))
-    axes = fig.subplots(1, len(CURVES))
-    x = [h["epoch"] for h in history]
-    for ax, (key, label, color) in zip(axes, CURVES):
-        y = [np.nan if h.get(key) is None else h[key] for h in history]
-        plots.curves(x, {label: y}, ax=ax, colors={label: color}, marker="o" if len(x) < 15 else None,
-                     xlabel="epoch", title=label, legend=False)
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-def live_figure(steps: Sequence[dict], history: Sequence[dict], *, fig=None, decay: float = SMOOTHING):
-    """The live panel's curves: test accuracy after each epoch (top, against the step at
-    which the epoch ended) over the per-step reward, baseline and entropy (bottom row:
-    each logged step faint, its :func:`smooth` average solid).  Works from the first step
-    on; a statistic the objective does not measure (``None``) is shown as such."""
-    fig = plots._figure(fig, (10, 4.4))
-    grid = fig.add_gridspec(2, len(STEP_CURVES), height_ratios=[1, 1.25])
-    top = fig.add_subplot(grid[0, :])
-    x_end = max([s["step"] for s in steps] + [h["step"] for h in history] + [1])
-    if history:
-        plots.curves([h["step"] for h in history], {"test accuracy": [h["test_acc"] for h in history]},
-                     ax=top, colors={"test accuracy": plots.POLICY}, marker="o", legend=False)
-        last = history[-1]
-        top.set_title(f"test accuracy {last['test_acc']:.3f} after {_plural(int(last['epoch']), 'epoch')}",
-                      fontsize=10)
-    else:
-        top.text(0.5, 0.5, "test accuracy: measured at the end of each epoch", ha="center", va="center",
-                 transform=top.transAxes, color=plots.MUTED)
-        top.set_title("test accuracy", fontsize=10)
-    top.set_xlim(0, x_end)
-    top.set_ylim(0, 1)
-    top.set_ylabel("accuracy")
-    x = [s["step"] for s in steps]
-    for j, (key, title, color) in enumerate(STEP_CURVES):
-        ax = fig.add_subplot(grid[1, j], sharex=top)
-        y = [s.get(key) for s in steps]
-        if steps and all(v is None for v in y):
-            ax.text(0.5, 0.5, "not measured by\nthis objective", ha="center", va="center",
-                    transform=ax.transAxes, color=plots.MUTED)
-        elif steps:
-            raw = np.array([np.nan if v is None else v for v in y], dtype=float)
-            ax.plot(x, raw, color=color, alpha=0.3, linewidth=0.8, label="each step")
-            ax.plot(x, smooth(y, decay), color=color, linewidth=1.8, label="smoothed")
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("step")
-        plots._tidy(ax)
-    plots._tidy(top)
-    return fig
-
-
-def _draw_snapshot(fig, recorder: Recorder, label_names, i: int):
-    probs = recorder.snapshots[i]
-    n = len(probs)
-    axes = fig.subplots(2, n, gridspec_kw={"height_ratios": [1, 1.2]})
-    axes = np.asarray(axes).reshape(2, n)
-    short = [s[:4] for s in label_names]
-    for j in range(n):
-        true = int(recorder.labels[j])
-        plots.image(recorder.images[j].numpy(), ax=axes[0, j], title=label_names[true])
-        colors = [plots.REWARD if k == true else plots.POLICY for k in range(len(short))]
-        plots.bar_chart(probs[j], short, ax=axes[1, j], color=colors, ylim=(0, 1), annotate=False, rotate=90)
-    fig.suptitle(f"policy after {_plural(int(recorder.epochs[i]), 'epoch')} (green: the true label)")
-
-
-def snapshot_slider(recorder: Recorder, label_names: Sequence[str]):
-    """A frame slider over the recorded policy snapshots (works in the static book too)."""
-    epochs = [int(e) for e in recorder.epochs]
-    return interactive(
-        lambda fig, epoch: _draw_snapshot(fig, recorder, label_names, epochs.index(epoch)),
-        {"epoch": Control(epochs, value=epochs[-1], label="after epoch", fmt="{:d}")},
-        figsize=(10, 4.2),
-    )
 
 
 def _png(fig) -> bytes:
@@ -310,7 +191,7 @@ class TrainingDashboard:
 
     def _draw_policy(self) -> None:
         fig = Figure(figsize=(10, 4.2), layout="constrained")
-        _draw_snapshot(fig, self.recorder, self.dataset.label_names, len(self.recorder.snapshots) - 1)
+        draw_snapshot(fig, self.recorder, self.dataset.label_names, len(self.recorder.snapshots) - 1)
         self._show(self.policy, _png(fig))
 
     def _on_event(self, event: dict, t0: float, total_steps: int) -> None:
@@ -352,9 +233,9 @@ class TrainingDashboard:
         """The status line after a run: what happened and where it is saved."""
         what = s["status"]
         if s.get("test_acc") is not None:
-            what += f": test accuracy {s['test_acc']:.3f} after {_plural(int(s['epochs']), 'epoch')}"
+            what += f": test accuracy {s['test_acc']:.3f} after {plural(int(s['epochs']), 'epoch')}"
         else:
-            what += f" after {_plural(int(s['step']), 'step')}, before the first epoch ended"
+            what += f" after {plural(int(s['step']), 'step')}, before the first epoch ended"
         what += f" ({s['wall_time']:.0f} s); saved in {self.run_dir}"
         if s["status"] != "finished":
             what += f" (resumable: python -m pgviz train --resume --out {self.run_dir})"
@@ -393,4 +274,3 @@ class TrainingDashboard:
             "update while the network learns. The static page shows the run recorded when the book "
             "was built, below.</p></div>")
         return bundle
-

@@ -6,12 +6,13 @@ interleaved (so a noisy neighbour slows them all alike), after a warm-up:
 * ``xent``             cross-entropy, one backward;
 * ``pg``               the estimator as one surrogate loss, one backward (what the trainer uses);
 * ``pg_two_backward``  the article's literal form, two backward passes through the network;
-* ``pg_exact``, ``rloo_4``, ``value``  the gap chapter's objectives (:mod:`pgviz.objectives`):
-  the exact expected-reward gradient, RLOO with 4 samples per image, the value function.
+* then what each registered objective asks to be timed through its step (its entry's
+  ``bench`` in :mod:`pgviz.objectives`): today ``pg_exact``, ``rloo_4`` and ``value``, the
+  gap chapter's objectives.
 
 Each timed step is a full training step: forward, loss, backward, Adam update.  Every
 method is timed in both precisions, ``fp32`` and ``bf16`` (autocast, as the trainer
-uses it: see :func:`pgviz.training.resolve_precision`), in the same rounds, so that
+uses it: see :func:`pgviz.train.runtime.resolve_precision`), in the same rounds, so that
 ``ratio_bf16_vs_fp32`` compares like with like.
 """
 from __future__ import annotations
@@ -21,14 +22,27 @@ import time
 
 import torch
 
-from . import estimator, objectives
-from .data import normalize
-from .models import get_model
-from .training import PRECISIONS, ConfigError, _autocast, pick_device, resolve_precision
+from .. import estimator, objectives
+from ..data import normalize
+from ..models import get_model
+from .runtime import PRECISIONS, autocast, check_precision_name, cpu_has_native_bf16, pick_device, resolve_precision
 
-METHODS = ("xent", "pg", "pg_two_backward", "pg_exact", "rloo_4", "value")
-_OBJECTIVE = {"pg_exact": ("pg-exact", {}), "rloo_4": ("rloo", {"samples": 4}), "value": ("value", {})}
-BENCH_PRECISIONS = ("fp32", "bf16")
+__all__ = ["BENCH_PRECISIONS", "REFERENCE_METHODS", "bench", "methods"]
+
+#: Timed straight from the estimator: the two the ratios compare the trainer's ``pg`` with.
+REFERENCE_METHODS = ("xent", "pg", "pg_two_backward")
+#: Both precisions are timed in every run (``auto`` only picks the headline).
+BENCH_PRECISIONS = tuple(p for p in PRECISIONS if p != "auto")
+
+
+def methods() -> dict:
+    """``{method: None}`` for :data:`REFERENCE_METHODS`, then ``{method: (objective, options)}``
+    for what each registered objective asks to be timed (its entry's ``bench``)."""
+    out = dict.fromkeys(REFERENCE_METHODS)
+    for entry in objectives.OBJECTIVES.values():
+        for method, options in entry.bench.items():
+            out[method] = (entry.name, dict(options))
+    return out
 
 
 def _sync(device: torch.device) -> None:
@@ -40,7 +54,7 @@ def _sync(device: torch.device) -> None:
 
 def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", steps: int = 2,
           repeats: int = 15, warmup: int = 3, seed: int = 0, precision: str = "auto") -> dict:
-    """Images per second of one training step for each of :data:`METHODS`, in fp32 and bf16.
+    """Images per second of one training step for each of :func:`methods`, in fp32 and bf16.
 
     Each of ``repeats`` rounds times ``steps`` steps of every (method, precision) pair
     back to back (the order rotates).  ``images_per_second`` is the best round of each
@@ -50,8 +64,7 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
     ``images_per_second_by_precision`` holds both precisions and ``ratio_bf16_vs_fp32``
     compares them on the trainer's objective (``pg``).  The medians are reported too.
     """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    check_precision_name(precision)
     dev = pick_device(device)
     headline = resolve_precision(precision, dev)
     torch.manual_seed(seed)
@@ -62,9 +75,10 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
     x = normalize(images)
     y = torch.randint(0, 10, (batch_size,), generator=g).to(dev)
     gen = torch.Generator(device=dev).manual_seed(seed) if dev.type in ("cpu", "cuda") else None
+    timed = methods()
 
     def step(method: str, prec: str) -> None:
-        with _autocast(dev, prec):
+        with autocast(dev, prec):
             out = net(x)
         out = out.float()
         opt.zero_grad(set_to_none=True)
@@ -75,11 +89,11 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
         elif method == "pg_two_backward":
             estimator.pg_two_backward(out, y, generator=gen)
         else:
-            name, kw = _OBJECTIVE[method]
+            name, kw = timed[method]
             objectives.objective_step(name, out, y, generator=gen, **kw)[0].backward()
         opt.step()
 
-    pairs = [(m, p) for m in METHODS for p in BENCH_PRECISIONS]
+    pairs = [(m, p) for m in timed for p in BENCH_PRECISIONS]
     for _ in range(warmup):
         for m, p in pairs:
             step(m, p)
@@ -94,8 +108,8 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
                 step(m, p)
             _sync(dev)
             rates[m, p].append(steps * batch_size / (time.perf_counter() - t))
-    by_prec = {p: {m: round(max(rates[m, p]), 1) for m in METHODS} for p in BENCH_PRECISIONS}
-    med = {p: {m: round(statistics.median(rates[m, p]), 1) for m in METHODS} for p in BENCH_PRECISIONS}
+    by_prec = {p: {m: round(max(rates[m, p]), 1) for m in timed} for p in BENCH_PRECISIONS}
+    med = {p: {m: round(statistics.median(rates[m, p]), 1) for m in timed} for p in BENCH_PRECISIONS}
     ips = by_prec[headline]
     return {
         "device": str(dev) if dev.type != "cuda" else f"cuda ({torch.cuda.get_device_name(dev)})",
@@ -114,5 +128,4 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
 
 
 def _native(dev: torch.device):
-    from .training import cpu_has_native_bf16
     return cpu_has_native_bf16() if dev.type == "cpu" else None

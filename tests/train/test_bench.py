@@ -1,0 +1,36 @@
+"""pgviz bench: images per second of each method in both precisions, and the ratios."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def pgviz(*args):
+    return subprocess.run([sys.executable, "-m", "pgviz", *map(str, args)], capture_output=True, text=True,
+                          env=ENV, timeout=120)
+
+
+def last_json(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_bench_prints_every_rate_and_the_ratios(tmp_path):
+    r = pgviz("bench", "--device", "cpu", "--batch-size", 16, "--steps", 1, "--repeats", 1)
+    assert r.returncode == 0, r.stderr
+    res = last_json(r.stdout)
+    assert set(res["images_per_second"]) == {"xent", "pg", "pg_two_backward", "pg_exact", "rloo_4", "value"}
+    assert all(v > 0 for v in res["images_per_second"].values())
+    assert res["ratio_pg_vs_xent"] == pytest.approx(res["images_per_second"]["pg"] / res["images_per_second"]["xent"], rel=1e-2)
+    assert res["ratio_pg_vs_two_backward"] > 0
+    # both precisions timed in the same run; the headline is the resolved --precision
+    by = res["images_per_second_by_precision"]
+    assert set(by) == {"fp32", "bf16"} and res["precision"] in by
+    assert res["images_per_second"] == by[res["precision"]]
+    assert res["ratio_bf16_vs_fp32"] == pytest.approx(by["bf16"]["pg"] / by["fp32"]["pg"], rel=1e-2)
+    r = pgviz("bench", "--device", "cpu", "--batch-size", 8, "--steps", 1, "--repeats", 1,
+              "--precision", "fp32")
+    assert r.returncode == 0 and last_json(r.stdout)["precision"] == "fp32", r.stderr
