@@ -122,6 +122,8 @@ def _cmd_train(args) -> int:
         raise UsageError(f"{ckpt_path} already exists; pass --resume to continue it, or choose another --out")
     if args.resume and ckpt_path.exists():
         config = TrainConfig.resumed(load_checkpoint(ckpt_path)["config"], {**given, "options": options})
+    elif given.get("recipe") is not None:  # the recipe's settings, then the options given
+        config = TrainConfig.from_recipe(given.pop("recipe"), **given, options=options)
     else:
         config = TrainConfig(**given, options=options)
     config.validate()

@@ -130,8 +130,14 @@ def canonical_model(name: str) -> str:
     return name
 
 
-def get_model(name: str = "fast", n_classes: int = 10) -> nn.Module:
+def get_model(name: str = "fast", n_classes: int = 10, *, standardize: bool = True) -> nn.Module:
     """A fresh network by name (one of :data:`MODELS`; an old name of :data:`ALIASES` works
-    with a warning), in channels_last memory format unless its class says otherwise."""
+    with a warning), in channels_last memory format unless its class says otherwise.
+
+    ``standardize`` is the inputs it is trained on, kept as its attribute ``standardize``:
+    per-channel standardised images, or the raw [0, 1] pixels (``False``; see
+    :func:`pgviz.data.normalize`); :func:`pgviz.train.predict` feeds it accordingly."""
     cls = MODELS[canonical_model(name)]
-    return cls(n_classes).to(memory_format=getattr(cls, "memory_format", torch.channels_last))
+    net = cls(n_classes).to(memory_format=getattr(cls, "memory_format", torch.channels_last))
+    net.standardize = bool(standardize)
+    return net

@@ -173,3 +173,117 @@ def test_notebook_rows_put_the_printed_figures_beside_the_reference_and_our_runs
     assert cells[1][2:] == ["–", "–"]
     from pgviz import figures
     assert figures.notebook_table(list(rows.values())).rows == cells
+
+
+# ---------------------------------------------------------------------------
+# the recipe and the two objectives through the registry and the trainer
+# ---------------------------------------------------------------------------
+NOTEBOOK = dict(model="notebook", lr=1e-3, warmup_steps=0, standardize=False, augment=False, ema=0.0,
+                epochs=15, batch_size=128, entropy_weight=0.04, drop_last=False, recipe="notebook")
+
+
+def _settings(config) -> dict:
+    return {k: getattr(config, k) for k in NOTEBOOK}
+
+
+def test_the_notebook_recipe_sets_every_choice_of_the_notebook_and_each_can_be_overridden():
+    from pgviz.train import ConfigError, TrainConfig
+    assert _settings(TrainConfig.from_recipe("notebook").validate()) == NOTEBOOK
+    default = TrainConfig().validate()  # what pgviz does otherwise
+    assert (default.model, default.lr, default.warmup_steps, default.standardize, default.augment, default.ema,
+            default.epochs, default.entropy_weight, default.drop_last, default.recipe) == \
+        ("fast", 2e-3, 100, True, True, 0.99, 40, 0.01, True, None)
+    over = TrainConfig.from_recipe("notebook", lr=5e-4, epochs=3, augment=True, objective="teacher-student",
+                                   options={"teacher": "t.pt", "mix": 0.25}).validate()
+    assert _settings(over) == {**NOTEBOOK, "lr": 5e-4, "epochs": 3, "augment": True}
+    assert over.options == {"teacher": "t.pt", "mix": 0.25}
+    with pytest.raises(ConfigError, match="unknown recipe 'colab'"):
+        TrainConfig.from_recipe("colab")
+    with pytest.raises(ConfigError, match="unknown recipe 'colab'"):
+        TrainConfig(recipe="colab").validate()
+
+
+def _cli(capfd, argv):
+    from pgviz.cli import main
+    capfd.readouterr()
+    code = main([str(a) for a in argv])
+    out, err = capfd.readouterr()
+    return code, out, err
+
+
+def _start_row(run_dir) -> dict:
+    import json
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if r.get("event") == "start"][-1]
+
+
+def test_train_recipe_notebook_on_the_command_line_is_recorded_and_kept_on_resume(tmp_path, capfd):
+    from pgviz.train import load_checkpoint
+    out = tmp_path / "pg"
+    code, _, err = _cli(capfd, ["train", "--recipe", "notebook", "--objective", "pg", "--data", "synthetic",
+                                "--epochs", "0", "--lr", "3e-4", "--out", out, "--quiet"])
+    assert code == 0, err
+    saved = load_checkpoint(out / "checkpoint.pt")["config"]
+    assert {k: saved[k] for k in NOTEBOOK} == {**NOTEBOOK, "epochs": 0, "lr": 3e-4}
+    assert saved["objective"] == "pg"
+    code, _, err = _cli(capfd, ["train", "--out", out, "--resume", "--epochs", "1", "--quiet"])
+    assert code == 0, err
+    start = _start_row(out)
+    assert {k: start[k] for k in NOTEBOOK} == {**NOTEBOOK, "epochs": 1, "lr": 3e-4}
+    assert start["resumed_from_step"] == 0
+    # 1,000 synthetic images in batches of 128, the last one (104 images) kept: 8 steps
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 8
+    code, _, err = _cli(capfd, ["train", "--out", out, "--resume", "--epochs", "2", "--model", "fast", "--quiet"])
+    assert code == 2 and "--model fast differs" in err and len(err.strip().splitlines()) == 1
+
+
+def test_teacher_student_and_sampled_softmax_train_through_their_registry_entries(tmp_path, capfd):
+    from pgviz import objectives
+    from pgviz.data import make_synthetic
+    from pgviz.train import TrainConfig, model_from_checkpoint, train
+    ds = make_synthetic(256, 64)
+    base = dict(data="synthetic", epochs=1, progress=False)
+    teacher = tmp_path / "xent"
+    train(TrainConfig.from_recipe("notebook", objective="xent", out=str(teacher), **base), dataset=ds)
+    ckpt = teacher / "checkpoint.pt"
+    for objective, options in (("teacher-student", {"teacher": str(ckpt)}), ("sampled-softmax", {})):
+        s = train(TrainConfig.from_recipe("notebook", objective=objective, out=str(tmp_path / objective),
+                                          options=options, **base), dataset=ds)
+        assert s["status"] == "finished" and s["step"] == 2 and 0 <= s["test_acc"] <= 1
+        assert objectives.reward_queries(objective, options) is None  # both read the label
+    assert objectives.resolve_options("teacher-student", {"teacher": "t.pt"}) == {"teacher": "t.pt", "mix": 0.5}
+    assert objectives.resolve_options("sampled-softmax") == {"noise_samples": 5}
+    # the step is the estimator's loss with the teacher's softmax on the same inputs
+    prepared = objectives.prepare("teacher-student", {"teacher": str(ckpt)}, device="cpu", standardize=False)
+    net = model_from_checkpoint(ckpt)
+    x = torch.rand(8, 3, 32, 32)
+    y = torch.arange(8) % 10
+    with torch.no_grad():
+        q = torch.softmax(net(x)[:, :-1], 1)
+    outputs = torch.randn(8, 11)
+    loss, stats = objectives.objective_step("teacher-student", outputs, y, inputs=x, prepared=prepared,
+                                            teacher=str(ckpt), mix=0.5)
+    torch.testing.assert_close(loss, estimator.teacher_student_loss(outputs, y, q, mix=0.5))
+    assert set(stats) == {"loss", "train_acc"}
+    loss, _ = objectives.objective_step("sampled-softmax", outputs, y, generator=torch.Generator().manual_seed(3))
+    noise = estimator.sample_noise(10, 5, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(loss, estimator.sampled_softmax_loss(outputs, y, noise=noise))
+
+
+def test_teacher_student_refuses_a_missing_or_mismatched_teacher_in_one_line(tmp_path, capfd):
+    from pgviz.data import make_synthetic
+    from pgviz.train import TrainConfig, train
+    teacher = tmp_path / "t"
+    train(TrainConfig.from_recipe("notebook", objective="xent", data="synthetic", epochs=0, out=str(teacher),
+                                  progress=False), dataset=make_synthetic(64, 32))
+    cases = {
+        "no --teacher": ([], "needs --teacher PATH"),
+        "missing file": (["--teacher", tmp_path / "nope.pt"], "checkpoint not found"),
+        # pgviz's default inputs are standardised; the teacher took the recipe's raw pixels
+        "other inputs": (["--teacher", teacher / "checkpoint.pt"], "trained on raw [0, 1] pixels"),
+    }
+    for name, (extra, match) in cases.items():
+        argv = ["train", "--objective", "teacher-student", "--data", "synthetic", "--out", tmp_path / name, "--quiet"]
+        code, out, err = _cli(capfd, argv + [str(a) for a in extra])
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and match in err, (name, err)
+        assert not (tmp_path / name / "checkpoint.pt").exists()
