@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -252,8 +253,11 @@ def _main(argv) -> int:
     from .train import CheckpointError, ConfigError
 
     try:
-        return {"train": _cmd_train, "eval": _cmd_eval, "probe": _cmd_probe,
-                "bench": _cmd_bench}[args.command](args)
+        with warnings.catch_warnings():  # a deprecation (e.g. --model shallow): one line, as errors are
+            warnings.simplefilter("default", FutureWarning)
+            warnings.showwarning = lambda message, *_, **__: print(f"pgviz: warning: {message}", file=sys.stderr)
+            return {"train": _cmd_train, "eval": _cmd_eval, "probe": _cmd_probe,
+                    "bench": _cmd_bench}[args.command](args)
     except (UsageError, ConfigError, DataError, CheckpointError) as exc:
         _error(exc)
         return EXIT_BAD_INPUT

@@ -287,3 +287,13 @@ def test_teacher_student_refuses_a_missing_or_mismatched_teacher_in_one_line(tmp
         code, out, err = _cli(capfd, argv + [str(a) for a in extra])
         assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and match in err, (name, err)
         assert not (tmp_path / name / "checkpoint.pt").exists()
+
+
+def test_model_shallow_on_the_command_line_trains_the_lenet_with_a_one_line_warning(tmp_path, capfd):
+    from pgviz.train import load_checkpoint
+    code, _, err = _cli(capfd, ["train", "--model", "shallow", "--data", "synthetic", "--epochs", "0",
+                                "--out", tmp_path / "old", "--quiet"])
+    assert code == 0 and err.strip().splitlines() == [
+        "pgviz: warning: model 'shallow' is deprecated: it is the LeNet, now called 'lenet' "
+        "(the companion notebook's network is 'notebook')"]
+    assert load_checkpoint(tmp_path / "old" / "checkpoint.pt")["config"]["model"] == "lenet"
