@@ -361,6 +361,8 @@ def test_train_flags_are_made_from_the_config():
     assert flags == {"-h", "--help", "--objective", "--data", "--out", "--epochs", "--batch-size", "--lr",
                      "--entropy-weight", "--seed", "--device", "--model", "--samples", "--group-norm",
                      "--epsilon", "--probe-epochs", "--precision", "--data-dir", "--no-augment", "--resume",
-                     "--quiet"}
+                     "--quiet",
+                     # the companion notebook's recipe, its inputs and its two objectives
+                     "--recipe", "--no-standardize", "--keep-last-batch", "--teacher", "--mix", "--noise-samples"}
     args = train.parse_args(["--out", "o", "--no-augment", "--quiet", "--group-norm", "--samples", "3"])
     assert (args.augment, args.progress, args.group_norm, args.samples, args.epochs) == (False, False, True, 3, None)
