@@ -297,3 +297,25 @@ def test_model_shallow_on_the_command_line_trains_the_lenet_with_a_one_line_warn
         "pgviz: warning: model 'shallow' is deprecated: it is the LeNet, now called 'lenet' "
         "(the companion notebook's network is 'notebook')"]
     assert load_checkpoint(tmp_path / "old" / "checkpoint.pt")["config"]["model"] == "lenet"
+
+
+def test_raw_inputs_are_pixels_over_255_and_a_checkpoint_is_fed_as_it_was_trained(tmp_path):
+    from pgviz import data
+    from pgviz.train import TrainConfig, model_from_checkpoint, predict, train
+    ds = data.make_synthetic(64, 16)
+    img = ds.test_images[:4]
+    raw = data.normalize(img, standardize=False)
+    torch.testing.assert_close(raw, img.permute(0, 3, 1, 2).float() / 255)
+    loader = data.DeviceLoader(ds.train_images, ds.train_labels, 32, standardize=False, augment=False)
+    x, _ = next(iter(loader))
+    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    for standardize in (False, True):
+        out = tmp_path / str(standardize)
+        train(TrainConfig.from_recipe("notebook", data="synthetic", epochs=1, out=str(out), progress=False,
+                                      standardize=standardize), dataset=ds)
+        net = model_from_checkpoint(out / "checkpoint.pt")
+        assert net.standardize is standardize
+        probs, _ = predict(net, img)
+        with torch.no_grad():
+            expect = torch.softmax(net(data.normalize(img, standardize=standardize))[:, :-1], 1)
+        torch.testing.assert_close(probs, expect)
