@@ -188,7 +188,6 @@ def rloo_estimates(
     k: int,
     n: int,
     *,
-    group_norm: bool = False,
     generator: Optional[torch.Generator] = None,
 ) -> torch.Tensor:
     """``n`` independent RLOO estimates with ``k`` samples each on one logits vector, ``[n, A]``
@@ -196,20 +195,19 @@ def rloo_estimates(
     pi = torch.softmax(logits, -1)
     actions = torch.multinomial(pi.float().expand(n, -1), k, replacement=True, generator=generator)
     r = rewards.to(pi.dtype)[actions]
-    adv = rloo_advantages(r, group_norm=group_norm)
+    adv = rloo_advantages(r)
     onehot = F.one_hot(actions, pi.shape[-1]).to(pi.dtype)
     return (adv[..., None] * (onehot - pi)).mean(1)
 
 
-def rloo_exact_moments(logits: torch.Tensor, rewards: torch.Tensor, k: int, *,
-                       group_norm: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def rloo_exact_moments(logits: torch.Tensor, rewards: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(mean [A], trace of covariance)`` of the ``k``-sample RLOO estimate (eq:gap-rloo),
     exactly, by summing over all ``A^k`` ordered tuples of actions (small action sets only)."""
     pi = torch.softmax(logits.to(torch.float64), -1)
     a_n = pi.shape[-1]
     tuples = torch.tensor(list(itertools.product(range(a_n), repeat=k)))  # [A^k, k]
     prob = pi[tuples].prod(1)
-    adv = rloo_advantages(rewards.to(pi.dtype)[tuples], group_norm=group_norm)
+    adv = rloo_advantages(rewards.to(pi.dtype)[tuples])
     est = (adv[..., None] * (F.one_hot(tuples, a_n).to(pi.dtype) - pi)).mean(1)  # [A^k, A]
     mean = (prob[:, None] * est).sum(0)
     second = (prob * (est * est).sum(1)).sum()

@@ -7,6 +7,34 @@ import pytest
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# The slow set (``python3 -m pytest -q -m slow``; `.ci/run` runs it after the default set).
+# Whole modules: they drive Chromium or a real JupyterLab over the built book.
+SLOW_MODULES = {"test_browser.py", "test_accessibility.py", "test_jupyterlab.py"}
+# Single tests that start several `python -m pgviz` processes or train for many steps
+# (10-100 s each on the 2-core machine); their assertions are unchanged, only when they run.
+SLOW_TESTS = {
+    "tests/test_cli.py::test_a_failed_write_exits_3_and_keeps_the_checkpoint",
+    "tests/test_cli.py::test_bad_input_exits_2_with_one_line",
+    "tests/test_cli.py::test_ctrl_c_saves_and_resume_finishes",
+    "tests/test_cli.py::test_data_path_and_keyword_on_resume",
+    "tests/test_cli.py::test_resume_extends_a_finished_run_and_never_overwrites_it",
+    "tests/test_cli.py::test_sigterm_saves_and_exits_143",
+    "tests/test_gap.py::test_cli_probe_and_bad_input",
+    "tests/test_gap.py::test_probe_recorder_during_training",
+    "tests/train/test_bench.py::test_bench_prints_every_rate_and_the_ratios",
+    "tests/train/test_loop.py::test_objectives_learn_synthetic",
+    "tests/test_objectives.py::test_new_objectives_train_on_synthetic",
+    "tests/figures/test_panel.py::test_panel_shows_no_empty_image_and_draws_from_the_first_step",
+    "tests/figures/test_panel.py::test_panel_trains_and_draws",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        base = item.nodeid.split("[")[0]
+        if item.path.name in SLOW_MODULES or base in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="module")
 def browser():

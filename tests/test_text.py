@@ -298,6 +298,35 @@ def test_no_bracketed_eq_role(path):
 
 
 # ---------------------------------------------------------------------------
+# teaching: every chapter opens with its aims and ends with a summary
+# ---------------------------------------------------------------------------
+NOTEBOOKS = [p for p in CHAPTERS if p.suffix == ".ipynb"]
+AIMS = re.compile(r"\A# [^\n]+\n\n\*\*In this chapter\*\*\n\n((?:\* [^\n]*\n(?:  [^\n]*\n)*)+)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_chapter_opens_with_aims_and_ends_with_a_summary(path):
+    """Right after the title, "**In this chapter**" and a list of at least two aims; the
+    last section is "## Summary", and where the chapter labels equations the summary
+    refers to at least one of them by {eq}."""
+    text = markdown(path)
+    m = AIMS.match(markdown_cells(path)[0].strip() + "\n")
+    assert m, f"{path.name}: the title is not followed by '**In this chapter**' and a list"
+    assert len(re.findall(r"^\* ", m.group(1), flags=re.M)) >= 2, \
+        f"{path.name}: the aims list has fewer than two items"
+    top = [h for h in headings(text) if not h.startswith("#")]
+    sections = re.findall(r"^## (.+?)\s*$", text, flags=re.M)
+    sections = [h for h in sections if h in top]
+    assert sections and sections[-1] == "Summary", \
+        f"{path.name}: the last section is {sections[-1:]!r}, not 'Summary'"
+    summary = text[text.rindex("\n## Summary"):]
+    own = set(eq_labels(path))
+    if own:
+        used = set(EQ.findall(summary))
+        assert used & own, f"{path.name}: the Summary refers to none of {sorted(own)} by {{eq}}"
+
+
+# ---------------------------------------------------------------------------
 # the built book (skipped when it has not been built)
 # ---------------------------------------------------------------------------
 def built(name: str) -> str:
