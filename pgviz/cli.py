@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -122,6 +123,8 @@ def _cmd_train(args) -> int:
         raise UsageError(f"{ckpt_path} already exists; pass --resume to continue it, or choose another --out")
     if args.resume and ckpt_path.exists():
         config = TrainConfig.resumed(load_checkpoint(ckpt_path)["config"], {**given, "options": options})
+    elif given.get("recipe") is not None:  # the recipe's settings, then the options given
+        config = TrainConfig.from_recipe(given.pop("recipe"), **given, options=options)
     else:
         config = TrainConfig(**given, options=options)
     config.validate()
@@ -250,8 +253,11 @@ def _main(argv) -> int:
     from .train import CheckpointError, ConfigError
 
     try:
-        return {"train": _cmd_train, "eval": _cmd_eval, "probe": _cmd_probe,
-                "bench": _cmd_bench}[args.command](args)
+        with warnings.catch_warnings():  # a deprecation (e.g. --model shallow): one line, as errors are
+            warnings.simplefilter("default", FutureWarning)
+            warnings.showwarning = lambda message, *_, **__: print(f"pgviz: warning: {message}", file=sys.stderr)
+            return {"train": _cmd_train, "eval": _cmd_eval, "probe": _cmd_probe,
+                    "bench": _cmd_bench}[args.command](args)
     except (UsageError, ConfigError, DataError, CheckpointError) as exc:
         _error(exc)
         return EXIT_BAD_INPUT

@@ -317,8 +317,13 @@ def horse_image(source=None, *, dataset: Optional[Dataset] = None):
 # ----------------------------------------------------------------------------
 # Batch transforms (on whatever device the batch is on)
 # ----------------------------------------------------------------------------
-def normalize(images: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
-    """uint8 NHWC -> float NCHW (channels_last memory), standardised per channel."""
+def normalize(images: torch.Tensor, dtype=torch.float32, *, standardize: bool = True) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW (channels_last memory), standardised per channel with the
+    CIFAR-10 training set's mean and deviation; ``standardize=False``: the raw pixels in
+    [0, 1] (``pixel / 255``, as torchvision's ``ToTensor`` gives them, the companion
+    notebook's inputs)."""
+    if not standardize:
+        return (images.to(dtype) / 255).permute(0, 3, 1, 2)
     mean = torch.tensor(CIFAR10_MEAN, device=images.device, dtype=dtype) * 255
     inv_std = 1.0 / (torch.tensor(CIFAR10_STD, device=images.device, dtype=dtype) * 255)
     x = (images.to(dtype) - mean) * inv_std  # still NHWC
@@ -351,7 +356,9 @@ def augment(images: torch.Tensor, generator: Optional[torch.Generator] = None, p
 
 
 class DeviceLoader:
-    """Batches of ``(normalised float images, labels)`` from a data set held on ``device``.
+    """Batches of ``(normalised float images, labels)`` from a data set held on ``device``
+    (``standardize=False``: raw [0, 1] pixels, :func:`normalize`; ``drop_last``: whether a
+    training epoch leaves out its last, smaller batch, as it does by default).
 
     The uint8 images are copied to the device once.  Each epoch draws a permutation with
     ``torch.randperm(generator=...)``; each batch is gathered, augmented and normalised on
@@ -362,7 +369,7 @@ class DeviceLoader:
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *,
                  device="cpu", train: bool = True, augment: bool = True, seed: int = 0,
-                 drop_last: Optional[bool] = None):
+                 drop_last: Optional[bool] = None, standardize: bool = True):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.device = torch.device(device)
@@ -371,6 +378,7 @@ class DeviceLoader:
         self.batch_size = batch_size
         self.train = train
         self.augment = augment and train
+        self.standardize = standardize
         self.drop_last = train if drop_last is None else drop_last
         if self.drop_last and len(labels) < batch_size:
             self.drop_last = False  # a tiny set still gives one batch per epoch
@@ -404,7 +412,7 @@ class DeviceLoader:
                 x = augment(x.to(gen_dev), self.generator).to(self.device, non_blocking=True) \
                     if gen_dev != self.device else augment(x, self.generator)
             self._pos += 1
-            yield normalize(x), self.labels[idx]
+            yield normalize(x, standardize=self.standardize), self.labels[idx]
         self._perm = None  # the next iteration starts a new epoch
 
     @property

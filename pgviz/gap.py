@@ -102,7 +102,7 @@ def probe(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
         p.requires_grad_(True)
     labels = labels.to(device).long()
     with torch.enable_grad():
-        out = net(normalize(images.to(device))).float()
+        out = net(normalize(images.to(device), standardize=getattr(model, "standardize", True))).float()  # as it was trained
     logits, v = out[:, :-1], torch.sigmoid(out[:, -1]).detach()
     b = len(labels)
 

@@ -44,7 +44,7 @@ import torch
 from . import estimator
 
 __all__ = ["OBJECTIVES", "STAT_NAMES", "Objective", "Option", "check_option_names", "color", "get", "legacy_options", "measured",
-           "objective_step", "option_owners", "register", "resolve_options", "reward_queries",
+           "objective_step", "option_owners", "prepare", "register", "resolve_options", "reward_queries",
            "stat_names", "unregister"]
 
 #: The statistics every objective's metrics rows carry, in this order (``null`` where an
@@ -113,7 +113,12 @@ class Objective:
     ``color``, ``label``  its colour (hex) and name in figures; ``variants`` gives the
                  colours of named settings of it (``"rloo-4"``) or of the same estimator
                  under other names;
-    ``usage``    how the command line's help lists it (default: the name).
+    ``usage``    how the command line's help lists it (default: the name);
+    ``prepare``  for an objective that needs more than the outputs and labels (a teacher
+                 network): ``(options, *, device, precision, n_classes, standardize) ->
+                 {name: value}``, called once per run before training (:func:`prepare`);
+                 its step then also receives these values and ``inputs``, the batch of
+                 images as the network saw it.
     """
 
     name: str
@@ -126,6 +131,7 @@ class Objective:
     bench: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     variants: Mapping[str, str] = field(default_factory=dict)
     usage: str = ""
+    prepare: Optional[Callable[..., Dict[str, Any]]] = None
 
     def option(self, name: str) -> Optional[Option]:
         """This objective's option called ``name``, or None."""
@@ -251,12 +257,26 @@ def color(name: str, default: Optional[str] = None) -> Optional[str]:
     return next((o.variants[name] for o in OBJECTIVES.values() if name in o.variants), default)
 
 
+def prepare(objective: str, options: Optional[Mapping[str, Any]] = None, *, device, precision: str = "fp32",
+            n_classes: int = 10, standardize: bool = True) -> Dict[str, Any]:
+    """What ``objective``'s step needs besides a batch, made once per run (its entry's
+    ``prepare``, e.g. the teacher of ``teacher-student``); ``{}`` for most objectives."""
+    entry = get(objective)
+    if entry.prepare is None:
+        return {}
+    return entry.prepare(resolve_options(objective, options), device=device, precision=precision,
+                         n_classes=n_classes, standardize=standardize)
+
+
 def objective_step(objective: str, outputs: torch.Tensor, labels: torch.Tensor, *,
-                   entropy_weight: float = 0.01, generator: Optional[torch.Generator] = None, **options):
+                   entropy_weight: float = 0.01, generator: Optional[torch.Generator] = None,
+                   inputs: Optional[torch.Tensor] = None, prepared: Optional[Mapping[str, Any]] = None,
+                   **options):
     """``(loss to backpropagate, stats)`` for one batch: the entry's step on float32
     outputs, ``stats`` its named statistics plus ``loss`` and ``train_acc`` (the greedy
     accuracy), detached 0-d tensors (no device synchronisation happens here).  Options not
-    given take their defaults."""
+    given take their defaults.  An objective with a ``prepare`` also takes ``inputs`` (the
+    images the network saw) and ``prepared`` (what :func:`prepare` made)."""
     entry = get(objective)
     for name in options:
         if entry.option(name) is None:
@@ -264,6 +284,10 @@ def objective_step(objective: str, outputs: torch.Tensor, labels: torch.Tensor, 
     options = {o.name: options.get(o.name, o.default) for o in entry.options}
     outputs = outputs.float()
     acc = (outputs[:, :-1].argmax(1) == labels).float().mean()
+    if entry.prepare is not None:
+        if inputs is None or prepared is None:
+            raise ValueError(f"objective {objective} needs the batch's inputs and prepared=objectives.prepare(...)")
+        options = {**options, **prepared, "inputs": inputs}
     loss, stats = entry.step(outputs, labels, entropy_weight=entropy_weight, generator=generator, **options)
     return loss, {"loss": loss.detach(), **stats, "train_acc": acc}
 
@@ -359,3 +383,55 @@ register(Objective(
     options=(Option("epsilon", 0.2, "value: exploration rate (default 0.2)",
                     check=lambda e: None if 0.0 <= e <= 1.0 else f"epsilon must lie in [0, 1], got {e}"),),
     bench={"value": {}}))
+
+def _teacher_prepare(options, *, device, precision, n_classes, standardize):
+    """Load ``--teacher`` (a pgviz checkpoint, e.g. of ``--objective xent``) for teacher-student:
+    ``{"teacher_probs": images -> its softmax over the classes}``, no gradient, in the run's
+    precision.  A teacher for other classes or other inputs is refused (one line)."""
+    from .train.errors import CheckpointError
+    from .train.evaluation import inputs_standardized
+    from .train.rundir import load_checkpoint, model_from_checkpoint
+    from .train.runtime import autocast
+
+    path = options["teacher"]
+    ckpt = load_checkpoint(path)
+    if ckpt["n_classes"] != n_classes:
+        raise CheckpointError(f"--teacher {path}: trained for {ckpt['n_classes']} classes, the data has {n_classes}")
+    teacher = model_from_checkpoint(ckpt, device)
+    if inputs_standardized(teacher) != standardize:
+        kinds = {True: "standardised images", False: "raw [0, 1] pixels"}
+        raise CheckpointError(f"--teacher {path}: trained on {kinds[inputs_standardized(teacher)]}, this run feeds "
+                              f"{kinds[standardize]}; train the teacher with the same inputs (e.g. the same --recipe)")
+
+    def teacher_probs(inputs: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), autocast(device, precision):
+            return torch.softmax(teacher(inputs).float()[:, :-1], 1)
+    return {"teacher_probs": teacher_probs}
+
+
+def _teacher_student_step(outputs, labels, *, entropy_weight, generator, inputs, teacher_probs, teacher, mix):
+    return estimator.teacher_student_loss(outputs, labels, teacher_probs(inputs), mix=mix), {}
+
+
+def _sampled_softmax_step(outputs, labels, *, entropy_weight, generator, noise_samples):
+    return estimator.sampled_softmax_loss(outputs, labels, n_samples=noise_samples, generator=generator), {}
+
+
+register(Objective(
+    "teacher-student", _teacher_student_step, (), color="#d62728", label="teacher-student",
+    options=(Option("teacher", "", "teacher-student: the teacher's checkpoint (train it first, e.g. with "
+                                   "--objective xent and the same --recipe)", metavar="PATH",
+                    check=lambda p: None if isinstance(p, str) and p else
+                    "teacher-student needs --teacher PATH, the checkpoint of a trained network "
+                    "(e.g. pgviz train --objective xent first)"),
+             Option("mix", 0.5, "teacher-student: weight of the teacher's softmax in the target, the rest "
+                                "on the one-hot label (default 0.5)",
+                    check=lambda m: None if 0.0 <= m <= 1.0 else f"mix must lie in [0, 1], got {m}")),
+    queries=lambda options, n_actions: None, prepare=_teacher_prepare,
+    usage="teacher-student (with --teacher PATH)"))
+register(Objective(
+    "sampled-softmax", _sampled_softmax_step, (), color="#bcbd22", label="sampled softmax",
+    options=(Option("noise_samples", 5, "sampled-softmax: noise classes drawn per batch, shared by its "
+                                        "images (default 5)",
+                    check=lambda k: None if k >= 1 else f"noise samples must be a whole number >= 1, got {k}"),),
+    queries=lambda options, n_actions: None))

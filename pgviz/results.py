@@ -10,13 +10,17 @@ from them are :func:`pgviz.figures.comparison.comparison_table` and
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .sources import ORR_NOTEBOOK
+
 __all__ = ["read_metrics", "load_runs", "epoch_reaching", "summary_table", "COLUMNS", "table_rows",
-           "format_table"]
+           "format_table", "NOTEBOOK_OBJECTIVES", "NOTEBOOK_PRINTED", "NOTEBOOK_COLUMNS", "load_reference",
+           "notebook_rows", "notebook_table_rows"]
 
 
 def read_metrics(path) -> List[dict]:
@@ -124,3 +128,58 @@ def format_table(rows: List[dict]) -> str:
     """The summary as a Markdown table (for the README and the terminal)."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in table_rows(rows)])
+
+
+# ----------------------------------------------------------------------------
+# The companion notebook's experiment (scripts/notebook.sh, results/notebook-reference)
+# ----------------------------------------------------------------------------
+#: The five objectives of the companion notebook, in its order, by pgviz's names.
+NOTEBOOK_OBJECTIVES = ("xent", "teacher-student", "sampled-softmax", "value", "pg")
+
+#: The final test accuracies the companion notebook prints ({cite}`orr2021notebook`; credit:
+#: Douglas Orr, 2021): full CIFAR-10 (50,000 training, 10,000 test images), one run each;
+#: :data:`pgviz.sources.ORR_NOTEBOOK` holds them, here by pgviz's objective names.
+NOTEBOOK_PRINTED = {name: ORR_NOTEBOOK["test_accuracy"][theirs] for name, theirs in (
+    ("xent", "softmax cross-entropy"), ("teacher-student", "teacher-student"),
+    ("sampled-softmax", "sampled softmax"), ("value", "value function"), ("pg", "policy gradient"))}
+
+
+def load_reference(path) -> dict:
+    """The notebook's own code run on the subset (``results/notebook-reference/reference.json``:
+    ``accuracy[objective][seed]`` and how it was made, see its README)."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _spread(values: Sequence[float]) -> dict:
+    a = np.asarray(values, dtype=float)
+    return {"mean": float(a.mean()) if len(a) else math.nan,
+            "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "seeds": len(a)}
+
+
+def notebook_rows(runs: Dict[str, List[dict]], reference: dict) -> List[dict]:
+    """One row per notebook objective: the notebook's printed full-data accuracy, its own
+    code on the subset (``reference``: mean, std over seeds, seeds) and ``pgviz train
+    --recipe notebook`` on the subset (``runs`` from :func:`load_runs`, the same)."""
+    rows = []
+    for name in NOTEBOOK_OBJECTIVES:
+        ref = list(reference.get("accuracy", {}).get(name, {}).values())
+        ours = [_final(r, "test_acc") for r in runs.get(name, [])]
+        rows.append({"objective": name, "printed": NOTEBOOK_PRINTED[name],
+                     "reference": _spread(ref), "pgviz": _spread(ours)})
+    return rows
+
+
+#: The columns of the notebook table (:func:`notebook_table_rows`).
+NOTEBOOK_COLUMNS = ("objective", "notebook, full data (printed)", "notebook's code, subset (seeds)",
+                    "pgviz --recipe notebook, subset (seeds)")
+
+
+def notebook_table_rows(rows: List[dict]) -> List[List[str]]:
+    """:func:`notebook_rows` as text cells in :data:`NOTEBOOK_COLUMNS`' order (accuracies
+    in %, mean ± std over the seeds, their number in brackets; ``–``: no run)."""
+    def cell(s):
+        if not s["seeds"]:
+            return "–"
+        return f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f} % ({s['seeds']})" if s["seeds"] > 1 \
+            else f"{100 * s['mean']:.1f} % (1)"
+    return [[r["objective"], f"{100 * r['printed']:.1f} %", cell(r["reference"]), cell(r["pgviz"])] for r in rows]

@@ -12,8 +12,8 @@ DouglasOrr/DouglasOrr.github.io, folder ``2021-10-training-objectives``
 :data:`ORR_NOTEBOOK` ``["test_accuracy"]`` maps each objective of the series to the final
 test accuracy that notebook prints (a fraction, one run each); the other keys describe
 its recipe.  The chapters print these values from here and credit the notebook; nothing
-in ``pgviz`` recomputes them (our own runs use a subset of CIFAR-10 and a different
-network, see *Training on CIFAR-10*).
+in ``pgviz`` recomputes them (the book's runs use a subset of CIFAR-10; most use a different
+network, and ``--recipe notebook`` runs the notebook's, see *Training on CIFAR-10*).
 """
 from __future__ import annotations
 

@@ -208,7 +208,7 @@ def test_more_bad_input_exits_2_with_one_line(tmp_path, capfd, monkeypatch):
     eleven = tmp_path / "eleven.npz"  # label 10 is valid for 11 names, not for a 10-class checkpoint
     np.savez(eleven, images=np.zeros((11, 32, 32, 3), np.uint8), labels=np.arange(11, dtype=np.uint8),
              label_names=np.array([f"c{i}" for i in range(11)]))
-    shallow = _crafted_checkpoint(tmp_path / "shallow.pt", model="shallow")
+    lenet = _crafted_checkpoint(tmp_path / "lenet.pt", model="lenet")
     fast = _crafted_checkpoint(tmp_path / "fast.pt")
     noconf = _crafted_checkpoint(tmp_path / "noconf" / "checkpoint.pt", config=None)
     strlr = _crafted_checkpoint(tmp_path / "strlr" / "checkpoint.pt", lr="0.1")
@@ -219,8 +219,8 @@ def test_more_bad_input_exits_2_with_one_line(tmp_path, capfd, monkeypatch):
         "seed 2**63": (["train", "--seed", 2 ** 63, "--out", out], "seed"),
         "one label name": (["train", "--data", one_name, "--out", out], "at least 2 classes"),
         "no label names": (["train", "--data", no_names, "--out", out], "at least 2 classes"),
-        "16x16 shallow train": (["train", "--data", small, "--model", "shallow", "--out", out], "16x16"),
-        "16x16 shallow eval": (["eval", "--checkpoint", shallow, "--data", small], "16x16"),
+        "16x16 lenet train": (["train", "--data", small, "--model", "lenet", "--out", out], "16x16"),
+        "16x16 lenet eval": (["eval", "--checkpoint", lenet, "--data", small], "16x16"),
         "label == classes": (["eval", "--checkpoint", fast, "--data", eleven], "labels go up to 10"),
         "ckpt without config": (["train", "--out", noconf.parent, "--resume"], "no config"),
         "ckpt with str lr": (["train", "--out", strlr.parent, "--resume"], "learning rate"),
@@ -361,6 +361,8 @@ def test_train_flags_are_made_from_the_config():
     assert flags == {"-h", "--help", "--objective", "--data", "--out", "--epochs", "--batch-size", "--lr",
                      "--entropy-weight", "--seed", "--device", "--model", "--samples", "--group-norm",
                      "--epsilon", "--probe-epochs", "--precision", "--data-dir", "--no-augment", "--resume",
-                     "--quiet"}
+                     "--quiet",
+                     # the companion notebook's recipe, its inputs and its two objectives
+                     "--recipe", "--no-standardize", "--keep-last-batch", "--teacher", "--mix", "--noise-samples"}
     args = train.parse_args(["--out", "o", "--no-augment", "--quiet", "--group-norm", "--samples", "3"])
     assert (args.augment, args.progress, args.group_norm, args.samples, args.epochs) == (False, False, True, 3, None)

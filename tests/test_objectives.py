@@ -235,9 +235,14 @@ def test_value_policy_is_epsilon_greedy():
 def test_every_objective_declares_the_statistics_its_step_returns_and_its_queries():
     out = torch.randn(16, 11)
     y = torch.randint(0, 10, (16,))
+    given = {"rloo": {"samples": 2}, "teacher-student": {"teacher": "teacher.pt"}}
     for name, entry in O.OBJECTIVES.items():
-        options = O.resolve_options(name, {"samples": 2} if name == "rloo" else {})
-        _, stats = O.objective_step(name, out, y, generator=torch.Generator().manual_seed(0), **options)
+        options = O.resolve_options(name, given.get(name, {}))
+        kw = {}
+        if entry.prepare is not None:  # teacher-student: a stand-in teacher, uniform over the classes
+            kw = {"inputs": torch.zeros(16, 3, 32, 32),
+                  "prepared": {"teacher_probs": lambda x: torch.full((len(x), 10), 0.1)}}
+        _, stats = O.objective_step(name, out, y, generator=torch.Generator().manual_seed(0), **kw, **options)
         assert set(stats) == O.measured(name) == {"loss", "train_acc", *entry.stats}, name
         assert O.stat_names(name)[:len(O.STAT_NAMES)] == O.STAT_NAMES
         assert O.color(name).startswith("#") and entry.label

@@ -35,7 +35,7 @@ def listing_source() -> str:
 def run_listing(src: str, seed: int = 0, batch: int = 16) -> dict:
     """Execute the listing with the names the chapter gives it (net, x, y, gen, torch, F)."""
     torch.manual_seed(seed)
-    net = models.get_model("shallow")
+    net = models.get_model("lenet")
     x = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
     y = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(seed + 1))
     ns = {"torch": torch, "F": F, "net": net, "x": x, "y": y,

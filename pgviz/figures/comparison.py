@@ -8,11 +8,11 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..results import COLUMNS, table_rows
+from ..results import COLUMNS, NOTEBOOK_COLUMNS, notebook_table_rows, table_rows
 from .style import ensure_axes, tidy
 from .tables import Table
 
-__all__ = ["comparison_table", "plot_runs"]
+__all__ = ["comparison_table", "notebook_table", "plot_runs"]
 
 
 def comparison_table(rows: List[dict]) -> Table:
@@ -20,6 +20,13 @@ def comparison_table(rows: List[dict]) -> Table:
     mean ± std over seeds, its range, and the mean wall time of a run
     (:func:`pgviz.results.table_rows`)."""
     return Table(COLUMNS, table_rows(rows))
+
+
+def notebook_table(rows: List[dict]) -> Table:
+    """The companion notebook's five objectives: its printed full-data accuracies, its own
+    code on the subset and ``pgviz train --recipe notebook`` there, from
+    :func:`pgviz.results.notebook_rows` (:func:`pgviz.results.notebook_table_rows`)."""
+    return Table(NOTEBOOK_COLUMNS, notebook_table_rows(rows))
 
 
 def _curve(runs: List[dict], x: str, key: str):

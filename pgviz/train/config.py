@@ -17,11 +17,11 @@ from typing import Any, Callable, Optional
 
 from .. import objectives
 from ..data import canonical_source
-from ..models import MODELS
+from ..models import ALIASES, MODELS, canonical_model
 from .errors import ConfigError
 from .runtime import DEVICES, PRECISIONS, check_device_name, check_precision_name
 
-__all__ = ["EXTEND", "RUN", "SESSION", "ConfigError", "TrainConfig", "cli_settings", "setting"]
+__all__ = ["EXTEND", "RECIPES", "RUN", "SESSION", "ConfigError", "TrainConfig", "cli_settings", "setting"]
 
 #: Resume rules.  ``RUN``: the run's identity, kept from the checkpoint (a different value
 #: given on the command line is refused).  ``EXTEND``: kept from the checkpoint unless given
@@ -76,8 +76,12 @@ class TrainConfig:
     entropy_weight: float = setting(0.01, "weight of the entropy bonus")
     seed: int = setting(0, "seed of the weights, the data order and the sampled labels")
     device: str = setting("auto", "auto (default): cuda, else mps, else cpu", resume=SESSION, choices=lambda: DEVICES)
-    model: str = setting("fast", "the network", choices=lambda: tuple(MODELS))
+    model: str = setting("fast", "the network (shallow: the old name of lenet, deprecated)",
+                         choices=lambda: tuple(MODELS) + tuple(ALIASES))
     augment: bool = setting(True, "train on the images as they are (no random crops and flips)")
+    standardize: bool = setting(True, "feed the raw pixels in [0, 1] (no per-channel standardisation)")
+    drop_last: bool = setting(True, "keep each epoch's last, smaller batch (every training image every epoch)",
+                              flag="--keep-last-batch")
     warmup_steps: int = setting(100, cli=False)  # linear learning-rate warm-up, then constant
     ema: float = setting(0.99, cli=False)        # per-step decay of the weight average that is evaluated; 0: off
     precision: str = setting("auto", "auto (default): bfloat16 autocast on CUDA and on CPUs with native bf16, "
@@ -88,6 +92,20 @@ class TrainConfig:
     data_dir: Optional[str] = setting(None, "download/cache directory for cifar10 (default ~/.cache/pgviz)",
                                       resume=SESSION)
     options: dict = setting({}, "the objective's own settings (pgviz.objectives)")
+    recipe: Optional[str] = setting(None, lambda: "start from a recipe's settings (the options given override "
+                                    "them): " + "; ".join(f"{k}: {v['about']}" for k, v in RECIPES.items()),
+                                    choices=lambda: tuple(RECIPES))
+
+    @classmethod
+    def from_recipe(cls, name: str, **overrides) -> "TrainConfig":
+        """The config of recipe ``name`` (:data:`RECIPES`), with ``overrides`` on top; the
+        recipe's name is kept in the config (so in the checkpoint and the metrics), e.g.
+        ``TrainConfig.from_recipe("notebook", objective="xent", seed=1)``."""
+        if name not in RECIPES:
+            raise ConfigError(f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}")
+        settings = {k: v for k, v in RECIPES[name].items() if k != "about"}
+        options = {**settings.pop("options", {}), **(overrides.pop("options", None) or {})}
+        return cls(**{**settings, **overrides, "recipe": name, "options": options})
 
 
     def validate(self) -> "TrainConfig":
@@ -119,6 +137,10 @@ class TrainConfig:
                 bad(f"{f.name} must be a string, got {v!r}")
         if self.objective not in objectives.OBJECTIVES:
             bad(f"unknown objective {self.objective!r}; choose one of: {', '.join(objectives.OBJECTIVES)}")
+        if self.recipe is not None and self.recipe not in RECIPES:
+            bad(f"unknown recipe {self.recipe!r}; choose one of: {', '.join(RECIPES)}")
+        if self.model in ALIASES:
+            self.model = canonical_model(self.model)  # with a FutureWarning
         if self.model not in MODELS:
             bad(f"unknown model {self.model!r}; choose one of: {', '.join(MODELS)}")
         if self.epochs < 0:
@@ -203,6 +225,20 @@ class TrainConfig:
         values["options"] = {o.name: self.options[o.name] for o in (entry.options if entry else ())
                              if o.resume != RUN and o.name in self.options}
         return values
+
+
+#: Named sets of settings, ``pgviz train --recipe NAME`` or :meth:`TrainConfig.from_recipe`.
+#: ``notebook`` is every choice of the article's companion notebook ({cite}`orr2021notebook`):
+#: its network, Adam at PyTorch's defaults (learning rate 1e-3, no warm-up), the raw [0, 1]
+#: pixels, no augmentation, no weight average, 15 epochs of batch 128 over every training
+#: image (the last, smaller batch kept), and its policy-gradient entropy weight 0.04 (its
+#: other objectives' settings are the objectives' defaults: mix 0.5, 5 noise samples,
+#: epsilon 0.2).
+RECIPES = {
+    "notebook": {"about": "the companion notebook's network and training (Adam 1e-3, raw inputs, 15 epochs)",
+                 "model": "notebook", "lr": 1e-3, "warmup_steps": 0, "standardize": False, "augment": False,
+                 "ema": 0.0, "epochs": 15, "batch_size": 128, "entropy_weight": 0.04, "drop_last": False},
+}
 
 
 def _normal(normalize, value):

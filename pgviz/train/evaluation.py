@@ -7,17 +7,23 @@ from .. import estimator
 from ..data import DataError, normalize
 from .runtime import autocast, eval_precision
 
-__all__ = ["check_input_size", "evaluate", "predict"]
+__all__ = ["check_input_size", "evaluate", "inputs_standardized", "predict"]
+
+
+def inputs_standardized(model: torch.nn.Module) -> bool:
+    """Whether ``model`` takes standardised images (the default) or raw [0, 1] pixels: its
+    ``standardize`` attribute (:func:`pgviz.models.get_model`)."""
+    return getattr(model, "standardize", True)
 
 
 def check_input_size(model: torch.nn.Module, images: torch.Tensor, name: str = "") -> None:
     """Raise :class:`~pgviz.data.DataError` (one line) if ``model`` cannot take images of this
-    size (the ``shallow`` network needs 32 x 32); runs one image through it in eval mode."""
+    size (the ``lenet`` and ``notebook`` networks need 32 x 32); runs one image through it in eval mode."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            model(normalize(images[:1].to(next(model.parameters()).device)))
+            model(normalize(images[:1].to(next(model.parameters()).device), standardize=inputs_standardized(model)))
     except RuntimeError:
         h, w = images.shape[1:3]
         raise DataError(f"model {name or type(model).__name__!r} cannot take {h}x{w} images "
@@ -31,6 +37,7 @@ def predict(model: torch.nn.Module, images: torch.Tensor, *, batch_size: int = 1
             precision: str = "auto"):
     """``(probs [N, K], baseline [N])`` for uint8 NHWC ``images`` (model put in eval mode).
 
+    The images are fed as the model was trained on them (:func:`inputs_standardized`).
     ``precision="auto"`` evaluates in **float32** everywhere (unlike training; the rule is
     :func:`~pgviz.train.runtime.eval_precision`); ``"bf16"`` asks for autocast.
     """
@@ -40,7 +47,7 @@ def predict(model: torch.nn.Module, images: torch.Tensor, *, batch_size: int = 1
     model.eval()
     probs, base = [], []
     for i in range(0, len(images), batch_size):
-        x = normalize(images[i:i + batch_size].to(device))
+        x = normalize(images[i:i + batch_size].to(device), standardize=inputs_standardized(model))
         with autocast(device, used):
             out = model(x).float()
         log_probs, v = estimator.split_outputs(out)

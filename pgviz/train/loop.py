@@ -75,8 +75,8 @@ def _loop(run: Run, callbacks) -> Optional[str]:
                         group["lr"] = run.lr_at(run.st["step"])
                     with autocast(run.device, run.precision):
                         outputs = model(x)                                      # forward
-                    loss, stats = objectives.objective_step(config.objective, outputs, y,
-                                                            generator=run.action_gen, **options)  # loss
+                    loss, stats = objectives.objective_step(config.objective, outputs, y, generator=run.action_gen,
+                                                            inputs=x, prepared=run.prepared, **options)  # loss
                     opt.zero_grad(set_to_none=True)
                     loss.backward()                                             # backward
                     opt.step()                                                  # step

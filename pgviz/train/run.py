@@ -55,12 +55,16 @@ class Run:
         self.log_every = config.log_every or (1 if device.type == "cpu" else 10)
 
         torch.manual_seed(config.seed)
-        self.model = get_model(config.model, dataset.n_classes).to(device)
+        self.model = get_model(config.model, dataset.n_classes, standardize=config.standardize).to(device)
         check_input_size(self.model, dataset.train_images, config.model)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.loader = DeviceLoader(dataset.train_images, dataset.train_labels, config.batch_size, device=device,
-                                   augment=config.augment, seed=config.seed)
+                                   augment=config.augment, seed=config.seed, drop_last=config.drop_last,
+                                   standardize=config.standardize)
         self.action_gen = torch.Generator(device=self.loader.generator.device).manual_seed(config.seed + 1)
+        # what the objective needs besides a batch (teacher-student: its teacher), made once
+        self.prepared = objectives.prepare(config.objective, config.options, device=device, precision=self.precision,
+                                           n_classes=dataset.n_classes, standardize=config.standardize)
         self.average = WeightAverage(self.model, config.ema) if config.ema > 0 else None
         self.evaluated = self.average.model if self.average is not None else self.model
         self.stat_names = objectives.stat_names(config.objective)  # the order of a step's statistics

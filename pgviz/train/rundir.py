@@ -108,7 +108,8 @@ def model_from_checkpoint(ckpt, device="cpu") -> torch.nn.Module:
     if not isinstance(ckpt, dict):
         ckpt = load_checkpoint(ckpt)
     try:
-        model = get_model(ckpt["config"]["model"], ckpt["n_classes"])
+        model = get_model(ckpt["config"]["model"], ckpt["n_classes"],
+                          standardize=ckpt["config"].get("standardize", True))
         model.load_state_dict(ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"])
     except Exception as exc:
         raise CheckpointError(f"checkpoint does not hold a usable model ({type(exc).__name__})") from None

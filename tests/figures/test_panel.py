@@ -16,7 +16,7 @@ def tiny():
 
 
 def _cfg(tmp_path=None, **kw):
-    base = dict(objective="pg", epochs=2, batch_size=64, progress=False, warmup_steps=0, model="shallow",
+    base = dict(objective="pg", epochs=2, batch_size=64, progress=False, warmup_steps=0, model="lenet",
                 out=str(tmp_path) if tmp_path else None)
     base.update(kw)
     return TrainConfig(**base)

@@ -31,9 +31,9 @@ def test_evaluation_is_fp32_unless_asked(small):
     assert not torch.equal(low, ref) and torch.allclose(low, ref, atol=0.05)
 
 
-def test_shallow_model_needs_32x32_images(tmp_path):
+def test_lenet_model_needs_32x32_images(tmp_path):
     ds = data.make_synthetic(64, 32, size=16)
     with pytest.raises(data.DataError, match="cannot take 16x16 images"):
-        train(train_config(tmp_path, model="shallow"), dataset=ds)
+        train(train_config(tmp_path, model="lenet"), dataset=ds)
     assert train(train_config(tmp_path / "f", epochs=1, model="fast"), dataset=ds)["status"] == "finished"
 
