@@ -7,6 +7,10 @@ gradient:
 
 * ``trace_cov``   ``E |g - E g|^2``, the trace of its covariance over redraws (unbiased,
                   ``M - 1``);
+* ``trace_cov_se`` the standard error of ``trace_cov`` from the redraws' own spread: with
+                  ``d_m = |g_m - mean g|^2``, ``trace_cov = M / (M - 1) * mean(d)`` and its
+                  error is ``M / (M - 1) * sd(d) / sqrt(M)`` (rows written before it existed
+                  lack the key);
 * ``cosine``      the mean over redraws of ``cos(g, g*)`` with the exact expected gradient
                   ``g*`` (eq:gap-exact, no sampling: the reward of every action);
 * ``snr``         ``|g*|^2 / trace_cov``: how many estimates must be averaged before the
@@ -21,6 +25,11 @@ vector-Jacobian product (the batch mean, as in training):
                       minimises the variance on the logits (eq:optimal-baseline,
                       :func:`pgviz.exact.optimal_baseline`), an oracle
 ``rloo-K``            ``K`` samples with the leave-one-out baseline (eq:gap-rloo)
+
+The three one-sample estimators (``no-baseline``, ``learned-V``, ``optimal-constant``) share
+one draw of the actions per redraw, so their differences are not blurred by independent
+draws (a ratio of their traces is then more precise than the two errors suggest); each
+``rloo-K`` draws its own ``K`` actions.
 
 Only the policy part of each gradient is measured (no entropy bonus, no BCE of ``V``).
 The network runs in training mode (BatchNorm with batch statistics, as in a training
@@ -45,7 +54,7 @@ from . import estimator
 from .exact import exact_gradient, optimal_baseline
 from .data import normalize
 
-__all__ = ["ESTIMATORS", "difference", "probe", "ProbeRecorder", "read_probes", "parse_epochs", "logit_estimates",
+__all__ = ["ESTIMATORS", "difference", "probe", "trace_interval", "trace_ratio", "ProbeRecorder", "read_probes", "parse_epochs", "logit_estimates",
            "finite"]
 
 #: The estimators :func:`probe` measures besides the exact gradient (rloo-K added per K).
@@ -58,7 +67,8 @@ def logit_estimates(logits: torch.Tensor, baseline: torch.Tensor, labels: torch.
     """One draw of every estimator's ascent direction on the logits, ``{name: [B, A]}``.
 
     ``logits`` ``[B, A]`` and ``baseline`` ``[B]`` (``V``) are detached inputs; the 0/1 reward
-    ``R(a) = [a = y]``.  Fresh actions are drawn for each estimator.
+    ``R(a) = [a = y]``.  ``no-baseline``, ``learned-V`` and ``optimal-constant`` use the same
+    sampled action per image (one draw); each ``rloo-K`` draws its own group.
     """
     logits = logits.detach().float()
     pi = torch.softmax(logits, 1)
@@ -66,10 +76,12 @@ def logit_estimates(logits: torch.Tensor, baseline: torch.Tensor, labels: torch.
     rewards = F.one_hot(labels, n_act).float()  # R_i(a) for every a
     log_pi = torch.log_softmax(logits, 1)
 
+    a = torch.multinomial(pi, 1, generator=generator).squeeze(1)  # shared by the three below
+    r = rewards.gather(1, a[:, None]).squeeze(1)
+    score = F.one_hot(a, n_act).float() - pi
+
     def single(b):
-        a = torch.multinomial(pi, 1, generator=generator).squeeze(1)
-        r = rewards.gather(1, a[:, None]).squeeze(1)
-        return (r - b)[:, None] * (F.one_hot(a, n_act).float() - pi)
+        return (r - b)[:, None] * score
 
     b_star = optimal_baseline(logits, rewards)  # one b* per image (row)
     out = {"no-baseline": single(torch.zeros_like(baseline)),
@@ -83,13 +95,14 @@ def logit_estimates(logits: torch.Tensor, baseline: torch.Tensor, labels: torch.
     return out
 
 
-def probe(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, *, samples: int = 32,
+def probe(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, *, samples: int = 64,
           rloo_ks: Sequence[int] = (2, 4, 8), seed: int = 0, device=None) -> dict:
     """Gradient noise of every estimator on one fixed batch (see the module docstring).
 
     ``images`` uint8 NHWC, ``labels`` ``[B]``; ``samples`` = M >= 2 redraws.  Returns plain
     numbers: ``{"batch_size", "samples", "exact_norm", "expected_reward", "accuracy",
-    "estimators": {name: {"trace_cov", "cosine", "cosine_of_mean", "snr", "reward_queries"}}}``.
+    "estimators": {name: {"trace_cov", "trace_cov_se", "cosine", "cosine_of_mean", "snr",
+    "reward_queries"}}}``.
     """
     if samples < 2:
         raise ValueError(f"the probe needs samples >= 2 redraws to measure a covariance, got {samples}")
@@ -119,33 +132,51 @@ def probe(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
 
     gen = torch.Generator(device=device if device.type in ("cpu", "cuda") else "cpu").manual_seed(seed)
     names = list(ESTIMATORS) + [f"rloo-{k}" for k in rloo_ks]
-    acc = {n: {"sum": torch.zeros_like(g_star), "sq": 0.0, "cos": 0.0} for n in names}
-    for _ in range(samples):
-        draws = logit_estimates(logits, v, labels, rloo_ks=rloo_ks, generator=gen)
-        for n in names:
-            g = pgrad(draws[n].to(device))
-            a = acc[n]
-            a["sum"] += g
-            a["sq"] += float(g.pow(2).sum())
-            gn = float(g.norm())
-            a["cos"] += float(g @ g_star) / (gn * star_norm) if gn > 0 and star_norm > 0 else 0.0
+    draws = [logit_estimates(logits, v, labels, rloo_ks=rloo_ks, generator=gen) for _ in range(samples)]
     result = {}
-    for n in names:
-        a = acc[n]
-        mean = a["sum"] / samples
-        trace = max((a["sq"] - samples * float(mean.pow(2).sum())) / (samples - 1), 0.0)
+    for n in names:  # one estimator at a time: M parameter gradients in memory, not M x estimators
+        gs = torch.stack([pgrad(d[n].to(device)) for d in draws]).double()  # [M, P]
+        mean = gs.mean(0)
+        dev = (gs - mean).pow(2).sum(1)  # d_m = |g_m - mean g|^2
+        trace = float(dev.sum()) / (samples - 1)
+        se = samples / (samples - 1) * float(dev.std()) / math.sqrt(samples)
+        norms = gs.norm(dim=1)
+        cos = torch.where(norms > 0, gs @ g_star.double() / (norms * star_norm), torch.zeros_like(norms)) \
+            if star_norm > 0 else torch.zeros_like(norms)
         mn = float(mean.norm())
         result[n] = {
             "trace_cov": trace,
-            "cosine": a["cos"] / samples,
-            "cosine_of_mean": float(mean @ g_star) / (mn * star_norm) if mn > 0 and star_norm > 0 else 0.0,
+            "trace_cov_se": se,
+            "cosine": float(cos.mean()),
+            "cosine_of_mean": float(mean @ g_star.double()) / (mn * star_norm) if mn > 0 and star_norm > 0 else 0.0,
             "snr": star_sq / trace if trace > 0 else math.inf,
             "reward_queries": int(n.split("-")[1]) if n.startswith("rloo-") else 1,
         }
+        del gs
     return {"batch_size": b, "samples": samples, "exact_norm": star_norm,
             "expected_reward": float(pi.gather(1, labels[:, None]).mean()),
             "accuracy": float((pi.argmax(1) == labels).float().mean()),
             "estimators": result}
+
+
+def trace_interval(row: dict, name: str) -> tuple:
+    """``(trace_cov, standard error)`` of estimator ``name`` in a :func:`probe` result or a
+    recorded probe row; the error is ``None`` for rows recorded before the probe gave one."""
+    e = row["estimators"][name]
+    return e["trace_cov"], e.get("trace_cov_se")
+
+
+def trace_ratio(row: dict, a: str, b: str) -> tuple:
+    """``(trace_a / trace_b, standard error)`` by the delta method,
+    ``r sqrt((se_a / t_a)^2 + (se_b / t_b)^2)``, treating the two traces' errors as
+    independent: for estimators that share their draws (positively correlated) that
+    overstates the error, so the interval is a cautious one.  ``None`` without errors."""
+    ta, sa = trace_interval(row, a)
+    tb, sb = trace_interval(row, b)
+    r = ta / tb
+    if sa is None or sb is None:
+        return r, None
+    return r, r * math.sqrt((sa / ta) ** 2 + (sb / tb) ** 2)
 
 
 def parse_epochs(text: str) -> List[int]:
@@ -166,7 +197,7 @@ class ProbeRecorder:
     unchanged by it (only slower)."""
 
     def __init__(self, epochs: Iterable[int], images: torch.Tensor, labels: torch.Tensor, *,
-                 out=None, samples: int = 32, rloo_ks: Sequence[int] = (2, 4, 8), seed: int = 0):
+                 out=None, samples: int = 64, rloo_ks: Sequence[int] = (2, 4, 8), seed: int = 0):
         self.epochs, self.images, self.labels = set(epochs), images, labels
         self.path = Path(out) / "metrics.jsonl" if out else None
         self.samples, self.rloo_ks, self.seed = samples, tuple(rloo_ks), seed

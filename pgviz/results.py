@@ -16,11 +16,11 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .sources import ORR_NOTEBOOK
+from .sources import ORR_NOTEBOOK, notebook_accuracy
 
-__all__ = ["read_metrics", "load_runs", "epoch_reaching", "summary_table", "COLUMNS", "table_rows",
-           "format_table", "NOTEBOOK_OBJECTIVES", "NOTEBOOK_PRINTED", "NOTEBOOK_COLUMNS", "load_reference",
-           "notebook_rows", "notebook_table_rows"]
+__all__ = ["read_metrics", "load_runs", "epoch_reaching", "summary_table", "REFERENCE_ACCURACIES", "COLUMNS",
+           "table_rows", "format_table", "NOTEBOOK_OBJECTIVES", "NOTEBOOK_PRINTED", "NOTEBOOK_COLUMNS",
+           "load_reference", "notebook_rows", "notebook_table_rows"]
 
 
 def read_metrics(path) -> List[dict]:
@@ -82,8 +82,9 @@ def summary_table(runs: Dict[str, List[dict]], order: Optional[Sequence[str]] = 
     """One row per setting: seeds, final test accuracy mean / std / min / max, best epoch's
     accuracy (mean), wall time mean, final policy entropy and mean reward of the sampled
     labels in the last epoch (means; NaN for xent), the mean
-    epoch at which the article's 55.2 % and 64.4 % were reached (None if a seed never
-    did), epochs, and the run's settings."""
+    epoch at which the companion notebook's policy-gradient and cross-entropy accuracies
+    (:data:`REFERENCE_ACCURACIES`, from :mod:`pgviz.sources`) were reached (None if a seed
+    never did), epochs, and the run's settings."""
     rows = []
     for name in order or sorted(runs):
         if name not in runs:
@@ -101,11 +102,16 @@ def summary_table(runs: Dict[str, List[dict]], order: Optional[Sequence[str]] = 
             "wall_time_mean": float(np.mean([r["epochs"][-1]["time"] for r in rs])),
             "entropy_final_mean": float(np.mean([_final(r, "entropy") for r in rs])),
             "reward_final_mean": float(np.mean([_final(r, "reward") for r in rs])),
-            "epoch_reaching_mean": {t: _mean_or_none([epoch_reaching(r, t) for r in rs]) for t in (0.552, 0.644)},
+            "epoch_reaching_mean": {t: _mean_or_none([epoch_reaching(r, t) for r in rs]) for t in REFERENCE_ACCURACIES},
             "n_train": cfg.get("n_train"), "n_test": cfg.get("n_test"), "model": cfg.get("model"),
             "lr": cfg.get("lr"), "batch_size": cfg.get("batch_size"), "device": cfg.get("device"),
         })
     return rows
+
+
+#: The thresholds of ``epoch_reaching_mean``: the companion notebook's final test accuracies
+#: of policy gradient and of softmax cross-entropy (credit: :data:`pgviz.sources.ORR_NOTEBOOK`).
+REFERENCE_ACCURACIES = (notebook_accuracy("policy gradient"), notebook_accuracy("softmax cross-entropy"))
 
 
 #: The columns of the objectives comparison table (:func:`table_rows`).

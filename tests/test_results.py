@@ -54,6 +54,8 @@ def test_results_summary_matches_the_runs(tiny, tmp_path):
     assert np.isnan(rows["xent"]["entropy_final_mean"]) and 0 < rows["pg"]["entropy_final_mean"] <= np.log(10)
     run = runs["pg"][0]
     assert results.epoch_reaching(run, 0.0) == 1 and results.epoch_reaching(run, 1.01) is None
+    assert results.REFERENCE_ACCURACIES == (0.552, 0.644)  # from pgviz.sources, not typed in results
+    assert set(rows["pg"]["epoch_reaching_mean"]) == {0.552, 0.644}
     assert rows["pg"]["epoch_reaching_mean"][0.644] in (None, 1.0, 1.5, 2.0)
     table = results.format_table(results.summary_table(runs, order=["xent", "pg"]))
     assert table.splitlines()[2].startswith("| xent | – | 2 | 2 |")

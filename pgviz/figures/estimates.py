@@ -58,7 +58,8 @@ def draw_mc_estimate(fig, result: dict, n: int, labels: Sequence[str] = tuple(CI
     ax.set_ylim(-0.6, 0.6)
     ax.set_ylabel("gradient on each logit")
     ax.set_title(f"{shown} independent Monte Carlo estimates, $n = {int(n):,}$ samples each")
-    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    # below both panels, legible at the slider's size (the curve keeps the axes to itself)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, frameon=False, fontsize=9)
     tidy(ax)
     return ax
 
@@ -109,7 +110,8 @@ def draw_baseline_slider(fig, result: dict):
     ax.set_ylabel("variance (trace of covariance)")
     ax.set_ylim(0, float(curve.max()) * 1.05)
     ax.set_title(rf"$\pi_y = {p:g}$: variance is a parabola in $b$")
-    ax.legend(frameon=False, fontsize=8, loc="upper left")
+    # below both panels, legible at the slider's size (the curve keeps the axes to itself)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=3, frameon=False, fontsize=9)
     tidy(ax)
     shares = as_numpy(result["shares"])
     ax2.bar([0, 1], shares, color=[REWARD, MUTED], width=0.6)

@@ -12,7 +12,12 @@ import numpy as np
 from ..widgets import Control, InteractiveFigure, interactive
 from .style import as_numpy, ensure_figure, setting_color, tidy
 
-__all__ = ["gap_directions", "gap_curves", "gap_noise", "probe_slider"]
+__all__ = ["LINESTYLES", "gap_directions", "gap_curves", "gap_noise", "probe_slider"]
+
+#: Line styles of :func:`gap_curves` beside the registry's colours: the RLOO family shares a
+#: hue (``rloo-2/4/8`` by lightness), ``grpo-4`` is dashed, and the two plain policy
+#: gradients and the value objective differ in style as well as colour.
+LINESTYLES = {"grpo-4": "--", "pg-no-baseline": ":", "value": "-.", "pg-exact": (0, (5, 1, 1, 1))}
 
 
 def gap_directions(probs, label: int, *, fig=None, names: Optional[Sequence[str]] = None):
@@ -51,7 +56,7 @@ def gap_curves(runs: Mapping[str, Sequence[dict]], queries_per_image: Mapping[st
     """Test accuracy (mean over seeds, min-max band) against epochs (left) and against reward
     queries, images x rewards asked per image (right; settings without rewards, ``None``,
     are left out there).  ``runs`` is :func:`pgviz.results.load_runs`'s dictionary."""
-    fig = ensure_figure(fig, (10, 3.6))
+    fig = ensure_figure(fig, (10, 4.6))
     ax_e, ax_q = fig.subplots(1, 2, sharey=True)
     for i, name in enumerate(order or sorted(runs)):
         if name not in runs or not runs[name]:
@@ -65,13 +70,16 @@ def gap_curves(runs: Mapping[str, Sequence[dict]], queries_per_image: Mapping[st
                 if q is None:
                     continue
                 x = img * q
-            ax.plot(x, np.nanmean(ys, 0), color=color, linewidth=2, label=label)
+            ax.plot(x, np.nanmean(ys, 0), color=color, linewidth=2, label=label,
+                    linestyle=LINESTYLES.get(name, "-"))
             ax.fill_between(x, np.nanmin(ys, 0), np.nanmax(ys, 0), color=color, alpha=0.15, linewidth=0)
     ax_e.set_xlabel("epoch (same images for every setting)")
     ax_q.set_xlabel("reward queries (images x rewards per image)")
     ax_q.set_xscale("log")
     ax_e.set_ylabel("test accuracy")
-    ax_e.legend(frameon=False, fontsize=8)
+    handles, labels = ax_e.get_legend_handles_labels()  # every setting is on the left panel
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(5, max(len(labels), 1)),
+               frameon=False, fontsize=9, handlelength=3)  # one legend for both panels
     for ax in (ax_e, ax_q):
         tidy(ax)
     return fig

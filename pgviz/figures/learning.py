@@ -120,7 +120,12 @@ def draw_snapshot(fig, recorder, label_names, i: int):
         true = int(recorder.labels[j])
         image(recorder.images[j].numpy(), ax=axes[0, j], title=label_names[true])
         colors = [REWARD if k == true else POLICY for k in range(len(short))]
-        bar_chart(probs[j], short, ax=axes[1, j], color=colors, ylim=(0, 1), annotate=False, rotate=90)
+        ax = axes[1, j]
+        bar_chart(probs[j], short, ax=ax, color=colors, ylim=(0, 1), annotate=False, rotate=90)
+        ax.tick_params(axis="both", labelsize=9)  # legible at the slider's size
+        tick = ax.get_xticklabels()[true]  # the true label marked on the axis too, not by colour only
+        tick.set_fontweight("bold")
+        tick.set_color(REWARD)
     fig.suptitle(f"policy after {plural(int(recorder.epochs[i]), 'epoch')} (green: the true label)")
 
 
@@ -131,5 +136,5 @@ def snapshot_slider(recorder, label_names: Sequence[str]):
     return interactive(
         lambda fig, epoch: draw_snapshot(fig, recorder, label_names, epochs.index(epoch)),
         {"epoch": Control(epochs, value=epochs[-1], label="after epoch", fmt="{:d}")},
-        figsize=(10, 4.2),
+        figsize=(10, 4.6),
     )

@@ -17,7 +17,7 @@ from ._common import TensorLike, _t, one_thread
 from ._common import generator as seeded_generator
 from .policies import confident_policy, correct_rewards
 
-__all__ = ["action_counts", "mean_of_estimates_from_counts", "mc_error_scaling", "loglog_slope",
+__all__ = ["action_counts", "mean_of_estimates_from_counts", "mc_error_scaling", "network_mc_error_scaling", "loglog_slope",
            "measured_variance", "variance_study", "value_baseline_crossover", "baseline_slice"]
 
 
@@ -98,6 +98,58 @@ def mc_error_scaling(logits: torch.Tensor, rewards: torch.Tensor,
         "variance": var,
         "slope": loglog_slope(n_t, rms),
     }
+
+
+def network_mc_error_scaling(out: torch.Tensor, params: Sequence[torch.Tensor], labels: torch.Tensor,
+                             ns: Sequence[int] = (1, 3, 10, 30, 100, 300), repeats: int = 50,
+                             seed: int = 2) -> dict:
+    """The Monte Carlo error of *A PyTorch implementation*, on a network's parameter gradient.
+
+    ``out`` ``[B, A + 1]`` are the network's outputs (``A`` logits and the baseline, still
+    attached to the graph of ``params``), ``labels`` ``[B]``, the 0/1 reward.  The exact
+    gradient is autograd through the expected reward; its variance is eq:impl-variance,
+    ``sum_i pi_i(y_i) (1 - pi_i(y_i)) |v_i|^2`` with ``v_i`` image ``i``'s cross-entropy
+    direction ``(onehot(y_i) - pi_i) / B`` pushed to the parameters (so that
+    ``sum_i pi_i(y_i) v_i`` is the exact gradient, returned as ``exact_from_v``).  The
+    estimates are ``repeats`` independent means of ``n`` one-sample estimates of the batch
+    (:func:`pgviz.estimator.pg_loss`, no baseline), drawn at the outputs and pushed to the
+    parameters; theory ``rms_error = sqrt(Var / n)``.
+
+    Returns the keys of :func:`mc_error_scaling` (float32 tensors: ``n``, ``rms_error``,
+    ``predicted``, ``errors`` [len(ns), repeats], ``exact``, ``variance``, ``slope`` from
+    :func:`loglog_slope`) and ``exact_from_v``; ``estimates`` is left out (parameter vectors).
+    """
+    from .. import estimator
+    import torch.nn.functional as F
+
+    params = list(params)
+
+    def to_params(grad_at_outputs):
+        g = torch.autograd.grad(out, params, grad_at_outputs, retain_graph=True)
+        return torch.cat([t.flatten() for t in g])
+
+    with torch.enable_grad():
+        G = estimator.expected_reward(out, labels)
+        exact = to_params(torch.autograd.grad(G, out, retain_graph=True)[0])
+    b, n_act = out.shape[0], out.shape[1] - 1
+    pi = estimator.split_outputs(out)[0].exp().detach()
+    p_y = pi[torch.arange(b), labels]
+    v = torch.stack([to_params(torch.cat([(F.one_hot(labels, n_act) - pi) * (torch.arange(b) == i)[:, None] / b,
+                                          torch.zeros(b, 1)], 1)) for i in range(b)])  # [B, parameters]
+    variance = (p_y * (1 - p_y) * v.pow(2).sum(1)).sum()
+    gen = torch.Generator().manual_seed(seed)
+    n_max = max(ns)
+    k = repeats * n_max  # draws in all: the batch repeated k times
+    big = out.detach().repeat(k, 1).requires_grad_()
+    res = estimator.pg_loss(big, labels.repeat(k), entropy_weight=0.0, use_baseline=False, generator=gen)
+    draws = (-torch.autograd.grad(res.loss, big)[0] * k).view(repeats, n_max, b, -1)  # ascent on G
+    errors = torch.tensor([[float((to_params(draws[r, :n].mean(0)) - exact).norm()) for r in range(repeats)]
+                           for n in ns])
+    n_t = torch.tensor(list(ns))
+    rms = errors.pow(2).mean(1).sqrt()
+    return {"n": n_t, "rms_error": rms, "predicted": (variance.detach() / n_t).sqrt(), "errors": errors,
+            "exact": exact.detach(), "exact_from_v": (p_y @ v).detach(), "variance": variance.detach(),
+            "slope": loglog_slope(n_t, rms)}
 
 
 def loglog_slope(x: TensorLike, y: TensorLike) -> float:

@@ -26,3 +26,6 @@ def test_baseline_slider_draws_the_slice_it_is_given():
     assert star.get_xydata().tolist() == [[s["b_opt"], s["var_opt"]]]
     assert bar_heights(shares) == [round(float(v), 6) for v in s["shares"]]
     assert shares.get_ylim()[1] == pytest.approx(s["share_top"] * 1.15)
+    (legend,) = fig.legends  # below the panels, not inside the curve's axes, and legible
+    assert ax.get_legend() is None and len(legend.get_texts()) == 5
+    assert all(t.get_fontsize() >= 9 for t in legend.get_texts())

@@ -33,6 +33,13 @@ def test_gap_figures_and_slider():
     ax_e, ax_q = fig.axes
     assert len(ax_e.get_lines()) == 2 and len(ax_q.get_lines()) == 1  # xent has no reward queries
     assert list(ax_q.get_lines()[0].get_xdata()) == [400.0, 800.0]
+    (legend,) = fig.legends  # one legend shared by both panels, legible
+    assert [t.get_text() for t in legend.get_texts()] == ["xent (1 seeds)", "pg (1 seeds)"]
+    assert all(t.get_fontsize() >= 9 for t in legend.get_texts())
+    runs["grpo-4"] = runs["pg"]
+    fig = F.gap_curves(runs, {"pg": 1, "grpo-4": 4, "xent": None}, order=["pg", "grpo-4"], fig=Figure())
+    styles = [l.get_linestyle() for l in fig.axes[0].get_lines()]
+    assert styles == ["-", "--"]  # grpo-4 dashed (F.LINESTYLES)
     fig = F.gap_directions([0.5, 0.3, 0.2], 1, fig=Figure())
     bars = [p.get_height() for p in fig.axes[1].patches]
     assert bars == pytest.approx([0.3 * -0.5, 0.3 * 0.7, 0.3 * -0.2])

@@ -14,3 +14,24 @@ def test_smooth_is_a_debiased_moving_average():
     assert F.smooth([4.0, 1.0], 0.0) == pytest.approx([4.0, 1.0])  # no smoothing
     with pytest.raises(ValueError):
         F.smooth([1.0], 1.0)
+
+
+def test_snapshot_bar_labels_are_legible_and_mark_the_true_label():
+    import types
+
+    import torch
+
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    rec = types.SimpleNamespace(snapshots=[np.full((2, 10), 0.1)], labels=torch.tensor([7, 3]),
+                                images=torch.zeros(2, 32, 32, 3, dtype=torch.uint8), epochs=[6])
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    fig = Figure()
+    F.draw_snapshot(fig, rec, names, 0)
+    for ax, true in ((fig.axes[2], 7), (fig.axes[3], 3)):  # the bar rows
+        ticks = ax.get_xticklabels()
+        assert [t.get_text() for t in ticks][true] == names[true][:4]
+        assert all(t.get_fontsize() >= 9 and t.get_rotation() == 90 for t in ticks)
+        assert ticks[true].get_fontweight() == "bold" and ticks[0].get_fontweight() != "bold"
+        assert matplotlib.colors.same_color(ticks[true].get_color(), F.style.REWARD)

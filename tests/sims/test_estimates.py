@@ -79,3 +79,27 @@ def test_baseline_slice_is_the_exact_parabola_with_a_measured_point():
     assert s["shares"].tolist() == pytest.approx([terms[S.HORSE].item(), (terms.sum() - terms[S.HORSE]).item()])
     assert s["shares"][0].item() == pytest.approx(0.9 * 0.7 ** 2 * (1 - 2 * 0.9 + 0.81 + 0.01 / 9), rel=1e-12)
     assert s["share_top"] >= float(s["shares"].max())
+
+
+def test_network_mc_error_scaling_on_a_linear_network():
+    """A linear network, logits = W x + c: image i's parameter gradient is (g_i x_i, g_i) / B, so
+    the exact variance (eq:impl-variance) is sum_i trVar_i (|x_i|^2 + 1) / B^2 with trVar_i of
+    pgviz.exact.exact_variance; sum_i pi(y_i) v_i is the exact gradient; the measured RMS error
+    follows sqrt(Var / n) within 25 % and the fitted slope is -1/2 within 0.1."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(5, 11)
+    with torch.no_grad():
+        net.weight.mul_(3.0)
+    x = torch.randn(8, 5, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 10, (8,), generator=torch.Generator().manual_seed(2))
+    r = S.network_mc_error_scaling(net(x), list(net.parameters()), y, ns=(1, 10, 100), repeats=60, seed=0)
+    logits = net(x).detach().double()[:, :10]
+    want = sum(X.exact_variance(logits[i], torch.eye(10, dtype=torch.float64)[y[i]], 0.0).item()
+               * (float(x[i].pow(2).sum()) + 1) for i in range(8)) / 64
+    assert float(r["variance"]) == pytest.approx(want, rel=1e-4)
+    assert torch.allclose(r["exact_from_v"], r["exact"], atol=1e-6)
+    assert set(r) >= {"n", "rms_error", "predicted", "errors", "exact", "variance", "slope"}
+    assert r["errors"].shape == (3, 60)
+    ratio = r["rms_error"] / r["predicted"]
+    assert ((ratio - 1).abs() < 0.25).all(), ratio
+    assert r["slope"] == pytest.approx(-0.5, abs=0.1)
