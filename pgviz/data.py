@@ -17,6 +17,7 @@ normalisation run on whole batches there.  No per-image Python work.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import socket
 import zipfile
@@ -108,6 +109,26 @@ def fingerprint(ds: "Dataset") -> str:
 DOWNLOAD_TIMEOUT = 30.0
 
 
+#: The longest ``$PGVIZ_DOWNLOAD_TIMEOUT`` accepted (a day): more is a typo, not a wait.
+MAX_DOWNLOAD_TIMEOUT = 86400.0
+
+
+def download_timeout() -> float:
+    """``$PGVIZ_DOWNLOAD_TIMEOUT`` in seconds (default :data:`DOWNLOAD_TIMEOUT`): a finite
+    number in (0, :data:`MAX_DOWNLOAD_TIMEOUT`], else :class:`DataError` (one line)."""
+    text = os.environ.get("PGVIZ_DOWNLOAD_TIMEOUT", "").strip()
+    if not text:
+        return DOWNLOAD_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and 0 < value <= MAX_DOWNLOAD_TIMEOUT):
+        raise DataError(f"PGVIZ_DOWNLOAD_TIMEOUT must be a number of seconds in (0, {MAX_DOWNLOAD_TIMEOUT:g}], "
+                        f"got {text!r}")
+    return value
+
+
 def default_cache_dir() -> Path:
     """Where ``cifar10`` is downloaded: ``$PGVIZ_CACHE`` or ``~/.cache/pgviz``."""
     env = os.environ.get("PGVIZ_CACHE", "").strip()
@@ -154,10 +175,7 @@ def load_cifar10(root=None, *, download: bool = True) -> Dataset:
     from torchvision.datasets import CIFAR10
 
     root = Path(root).expanduser() if root is not None else default_cache_dir()
-    try:
-        timeout = float(os.environ.get("PGVIZ_DOWNLOAD_TIMEOUT", "") or DOWNLOAD_TIMEOUT)
-    except ValueError:
-        raise DataError("PGVIZ_DOWNLOAD_TIMEOUT must be a number of seconds") from None
+    timeout = download_timeout()
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)  # torchvision's urlopen calls take no timeout of their own
     try:
@@ -208,6 +226,7 @@ def _read_npz(path):
     path = str(path)
     if not os.path.exists(path):
         raise DataError(f"data file not found: {path}")
+    _check_zip(path)
     try:
         with np.load(path, allow_pickle=False) as f:  # lazy: read only the arrays used
             found = list(f.files)
@@ -246,6 +265,14 @@ def heldout_split(n: int, fraction: float = TEST_FRACTION) -> tuple[torch.Tensor
     perm = torch.randperm(n, generator=g)
     n_test = max(1, int(round(n * fraction)))
     return perm[n_test:].sort().values, perm[:n_test].sort().values
+
+
+def _check_zip(path) -> None:
+    """An ``.npz`` is a zip archive; anything else (an ``.npy`` array renamed ``x.npz``)
+    is a :class:`DataError` before numpy reads it as something else."""
+    if Path(path).is_file() and not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not an .npz archive (an .npy array or another file named .npz?); "
+                        f"save the data with numpy.savez")
 
 
 def load_npz(path) -> Dataset:
