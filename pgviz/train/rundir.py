@@ -269,12 +269,39 @@ class OutputDir:
         with contextlib.suppress(OSError):
             os.ftruncate(self._fd, 0)
             os.write(self._fd, f"{os.getpid()}\n".encode())
+        remove_stale_temporaries(out)
         return self
 
     def __exit__(self, *exc):
         if self._fd is not None:
             os.close(self._fd)  # closing releases the lock
             self._fd = None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process: leave its files alone
+    return True
+
+
+def remove_stale_temporaries(out: Path) -> list:
+    """Remove the temporary files (``.NAME.<pid>.<hex>.tmp``, :func:`save_atomic`) that a
+    process killed mid-write left in ``out``, those whose process is gone; returns their
+    names.  Called by :class:`OutputDir` once it holds the folder's lock."""
+    import re
+
+    removed = []
+    for p in out.glob(".*.tmp"):
+        m = re.fullmatch(r"\..+\.(\d+)\.[0-9a-f]{12}\.tmp", p.name)
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))) and p.is_file():
+            with contextlib.suppress(OSError):
+                p.unlink()
+                removed.append(p.name)
+    return removed
 
 
 def _try_lock(fd: int) -> bool:

@@ -156,3 +156,25 @@ def test_a_checkpoint_config_lacking_a_key_is_refused(tmp_path, trained, small, 
         assert f"lacks {key}" in one_error_line(capsys.readouterr().err)
     assert cli_train(folder, "--epochs", "2", "--resume") == 2
     assert f"lacks {key}" in one_error_line(capsys.readouterr().err)
+
+
+def test_a_killed_writers_temporary_file_is_removed_when_the_folder_is_locked(tmp_path, small):
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that is gone
+    stale = tmp_path / f".checkpoint.pt.{dead.pid}.0123456789ab.tmp"
+    live = tmp_path / f".checkpoint.pt.{os.getppid()}.0123456789ab.tmp"  # a living process's: kept
+    stale.write_bytes(b"half")
+    live.write_bytes(b"busy")
+    train(train_config(tmp_path, epochs=1), dataset=small)
+    assert not stale.exists() and live.exists()
+
+
+@pytest.mark.parametrize("argv,flag", [
+    (["bench", "--batch-size", "10000000"], "--batch-size"),
+    (["probe", "--checkpoint", "x.pt", "--samples", "1000000"], "--samples"),
+    (["probe", "--checkpoint", "x.pt", "--rloo", "2,100000"], "--rloo"),
+])
+def test_sizes_over_their_bound_are_refused(argv, flag, capsys):
+    assert main(argv) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert flag in line and "at most" in line
