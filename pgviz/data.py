@@ -90,6 +90,8 @@ def canonical_source(source: str) -> str:
     source = str(source).strip()
     if source in ("cifar10", "synthetic"):
         return source
+    if not source:  # Path("") is the current folder: never what an empty --data meant
+        raise DataError("--data must be cifar10, synthetic or a path to an .npz, got an empty string")
     return str(Path(source).expanduser().absolute())
 
 

@@ -244,7 +244,7 @@ class OutputDir:
     LOCK = ".pgviz.lock"
 
     def __init__(self, out: Optional[Path]):
-        self.out, self._fd = (Path(out) if out is not None else None), None
+        self.out, self._fd, self._created = (Path(out) if out is not None else None), None, False
 
     def __enter__(self):
         out = self.out
@@ -252,6 +252,10 @@ class OutputDir:
             return self
         if out.exists() and not out.is_dir():
             raise ConfigError(f"output folder {out} exists and is not a folder")
+        if out.is_symlink() and not out.exists():
+            raise ConfigError(f"output folder {out} is a symbolic link to {os.readlink(out)}, which does not "
+                              f"exist; create it or choose another --out")
+        self._created = not out.exists()
         try:
             out.mkdir(parents=True, exist_ok=True)
             probe = out / f".write-test.{os.getpid()}.{uuid.uuid4().hex[:8]}"
@@ -276,6 +280,15 @@ class OutputDir:
         if self._fd is not None:
             os.close(self._fd)  # closing releases the lock
             self._fd = None
+            if exc[0] is not None and self._created:
+                self._remove_if_empty()
+
+    def _remove_if_empty(self) -> None:
+        """A run refused before it wrote anything leaves no folder it created (only the lock in it)."""
+        with contextlib.suppress(OSError):
+            if [p.name for p in self.out.iterdir()] == [self.LOCK]:
+                (self.out / self.LOCK).unlink()
+                self.out.rmdir()
 
 
 def _pid_alive(pid: int) -> bool:

@@ -178,3 +178,14 @@ def test_sizes_over_their_bound_are_refused(argv, flag, capsys):
     assert main(argv) == 2
     line = one_error_line(capsys.readouterr().err)
     assert flag in line and "at most" in line
+
+
+def test_empty_data_a_dangling_link_and_a_refused_run_leave_no_folder(tmp_path, capsys):
+    assert cli_train(tmp_path / "a", "--epochs", "1", "--data", "") == 2
+    assert "empty string" in one_error_line(capsys.readouterr().err)
+    assert cli_train(tmp_path / "b", "--epochs", "1", "--data", str(tmp_path / "missing.npz")) == 2
+    one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "b").exists()  # created for the run, refused: removed again
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    assert cli_train(tmp_path / "link", "--epochs", "1") == 2
+    assert "symbolic link" in one_error_line(capsys.readouterr().err)
