@@ -273,7 +273,7 @@ def _check_zip(path) -> None:
     """An ``.npz`` is a zip archive; anything else (an ``.npy`` array renamed ``x.npz``)
     is a :class:`DataError` before numpy reads it as something else."""
     if Path(path).is_file() and not zipfile.is_zipfile(path):
-        raise DataError(f"{path}: not an .npz archive (an .npy array or another file named .npz?); "
+        raise DataError(f"{path}: not a readable .npz file (not a zip archive: an .npy array or another file named .npz?); "
                         f"save the data with numpy.savez")
 
 

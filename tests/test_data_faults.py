@@ -24,7 +24,7 @@ def test_an_npy_array_named_npz_is_refused_by_every_command(tmp_path, checkpoint
     fake = tmp_path / "x.npz"
     with open(fake, "wb") as f:
         np.save(f, np.zeros((4, 32, 32, 3), np.uint8))
-    with pytest.raises(data.DataError, match="not an .npz archive"):
+    with pytest.raises(data.DataError, match="not a zip archive"):
         data.load_dataset(str(fake))
     for argv in (["train", "--data", str(fake), "--out", str(tmp_path / "t"), "--epochs", "1", "--quiet"],
                  ["train", "--data", str(fake), "--out", str(tmp_path / "p"), "--epochs", "1", "--quiet",
@@ -33,7 +33,7 @@ def test_an_npy_array_named_npz_is_refused_by_every_command(tmp_path, checkpoint
                  ["probe", "--checkpoint", str(checkpoint), "--data", str(fake), "--device", "cpu"]):
         capsys.readouterr()
         assert main(argv) == 2, argv
-        assert "not an .npz archive" in one_error_line(capsys.readouterr().err)
+        assert "not a zip archive" in one_error_line(capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "1e300", "soon"])
