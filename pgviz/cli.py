@@ -25,6 +25,11 @@ from typing import Optional, Sequence
 from .train.signals import Terminated, sigterm_raises  # no torch: set up before torch loads
 
 EXIT_BAD_INPUT = 2
+
+#: Upper bounds of the commands' sizes (more would exhaust memory or run for days).
+MAX_BENCH_BATCH = 65536
+MAX_PROBE_SAMPLES = 4096
+MAX_RLOO_K = 1024
 EXIT_DIVERGED = 1
 EXIT_WRITE_FAILED = 3
 EXIT_INTERRUPTED = 130
@@ -198,6 +203,7 @@ def _cmd_probe(args) -> int:
         raise UsageError(f"--rloo wants whole numbers separated by commas, got {args.rloo!r}") from None
     if any(k < 2 for k in ks):
         raise UsageError(f"--rloo values must be >= 2 (leave-one-out needs another sample), got {args.rloo!r}")
+    _check_bounds(("--samples", args.samples, MAX_PROBE_SAMPLES), *(("--rloo", k, MAX_RLOO_K) for k in ks))
     ckpt = load_checkpoint(args.checkpoint)
     device = pick_device(args.device)
     model = model_from_checkpoint({**ckpt, "ema": None}, device)  # the live weights, as trained
@@ -219,9 +225,17 @@ def _cmd_bench(args) -> int:
 
     if args.batch_size < 1 or args.steps < 1 or args.repeats < 1:
         raise UsageError("--batch-size, --steps and --repeats must be >= 1")
+    _check_bounds(("--batch-size", args.batch_size, MAX_BENCH_BATCH))
     print(json.dumps(bench(args.device, batch_size=args.batch_size, model=args.model,
                            steps=args.steps, repeats=args.repeats, precision=args.precision)), flush=True)
     return 0
+
+
+def _check_bounds(*checks) -> None:
+    """``(flag, value, bound)``: a value over its bound is a :class:`UsageError`."""
+    for flag, value, bound in checks:
+        if value > bound:
+            raise UsageError(f"{flag} must be at most {bound}, got {value}")
 
 
 def _error(exc) -> None:

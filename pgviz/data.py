@@ -17,6 +17,7 @@ normalisation run on whole batches there.  No per-image Python work.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import socket
 import zipfile
@@ -92,6 +93,8 @@ def canonical_source(source: str) -> str:
     source = str(source).strip()
     if source in ("cifar10", "synthetic"):
         return source
+    if not source:  # Path("") is the current folder: never what an empty --data meant
+        raise DataError("--data must be cifar10, synthetic or a path to an .npz, got an empty string")
     return str(Path(source).expanduser().absolute())
 
 
@@ -109,6 +112,26 @@ def fingerprint(ds: "Dataset") -> str:
 
 #: Seconds a CIFAR-10 download may wait for the network (``$PGVIZ_DOWNLOAD_TIMEOUT``).
 DOWNLOAD_TIMEOUT = 30.0
+
+
+#: The longest ``$PGVIZ_DOWNLOAD_TIMEOUT`` accepted (a day): more is a typo, not a wait.
+MAX_DOWNLOAD_TIMEOUT = 86400.0
+
+
+def download_timeout() -> float:
+    """``$PGVIZ_DOWNLOAD_TIMEOUT`` in seconds (default :data:`DOWNLOAD_TIMEOUT`): a finite
+    number in (0, :data:`MAX_DOWNLOAD_TIMEOUT`], else :class:`DataError` (one line)."""
+    text = os.environ.get("PGVIZ_DOWNLOAD_TIMEOUT", "").strip()
+    if not text:
+        return DOWNLOAD_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and 0 < value <= MAX_DOWNLOAD_TIMEOUT):
+        raise DataError(f"PGVIZ_DOWNLOAD_TIMEOUT must be a number of seconds in (0, {MAX_DOWNLOAD_TIMEOUT:g}], "
+                        f"got {text!r}")
+    return value
 
 
 def default_cache_dir() -> Path:
@@ -157,10 +180,7 @@ def load_cifar10(root=None, *, download: bool = True) -> Dataset:
     from torchvision.datasets import CIFAR10
 
     root = Path(root).expanduser() if root is not None else default_cache_dir()
-    try:
-        timeout = float(os.environ.get("PGVIZ_DOWNLOAD_TIMEOUT", "") or DOWNLOAD_TIMEOUT)
-    except ValueError:
-        raise DataError("PGVIZ_DOWNLOAD_TIMEOUT must be a number of seconds") from None
+    timeout = download_timeout()
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)  # torchvision's urlopen calls take no timeout of their own
     try:
@@ -211,6 +231,7 @@ def _read_npz(path):
     path = str(path)
     if not os.path.exists(path):
         raise DataError(f"data file not found: {path}")
+    _check_zip(path)
     try:
         with np.load(path, allow_pickle=False) as f:  # lazy: read only the arrays used
             found = list(f.files)
@@ -249,6 +270,14 @@ def heldout_split(n: int, fraction: float = TEST_FRACTION) -> tuple[torch.Tensor
     perm = torch.randperm(n, generator=g)
     n_test = max(1, int(round(n * fraction)))
     return perm[n_test:].sort().values, perm[:n_test].sort().values
+
+
+def _check_zip(path) -> None:
+    """An ``.npz`` is a zip archive; anything else (an ``.npy`` array renamed ``x.npz``)
+    is a :class:`DataError` before numpy reads it as something else."""
+    if Path(path).is_file() and not zipfile.is_zipfile(path):
+        raise DataError(f"{path}: not a readable .npz file (not a zip archive: an .npy array or another file named .npz?); "
+                        f"save the data with numpy.savez")
 
 
 def load_npz(path) -> Dataset:

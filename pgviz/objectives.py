@@ -268,6 +268,25 @@ def prepare(objective: str, options: Optional[Mapping[str, Any]] = None, *, devi
                          n_classes=n_classes, standardize=standardize)
 
 
+def check_labels(outputs: torch.Tensor, labels: torch.Tensor) -> None:
+    """Labels every objective can use, else :class:`ValueError` (one line): a 1-d integer
+    tensor (not bool, not float), one per row of ``outputs``, at least one, each in
+    ``0 .. n_classes - 1`` (``outputs`` has ``n_classes + 1`` columns: the last is the
+    baseline or value head).  The range is checked where it costs no device sync (CPU)."""
+    if not isinstance(labels, torch.Tensor):
+        raise ValueError(f"labels must be a tensor, got {type(labels).__name__}")
+    if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
+        raise ValueError(f"labels must be whole numbers (an integer tensor), got dtype {labels.dtype}")
+    if outputs.dim() != 2 or labels.dim() != 1 or len(labels) != outputs.shape[0] or len(labels) == 0:
+        raise ValueError(f"labels must be one per image (shape (B,)): shape {tuple(labels.shape)} for outputs of shape "
+                         f"{tuple(outputs.shape)}")
+    n = outputs.shape[1] - 1
+    if labels.device.type == "cpu":
+        lo, hi = int(labels.min()), int(labels.max())
+        if lo < 0 or hi >= n:
+            raise ValueError(f"labels must lie in 0..{n - 1} (the outputs have {n} classes), got {lo} .. {hi}")
+
+
 def objective_step(objective: str, outputs: torch.Tensor, labels: torch.Tensor, *,
                    entropy_weight: float = 0.01, generator: Optional[torch.Generator] = None,
                    inputs: Optional[torch.Tensor] = None, prepared: Optional[Mapping[str, Any]] = None,
@@ -282,6 +301,7 @@ def objective_step(objective: str, outputs: torch.Tensor, labels: torch.Tensor, 
         if entry.option(name) is None:
             raise ValueError(f"objective {objective} has no option {name!r}")
     options = {o.name: options.get(o.name, o.default) for o in entry.options}
+    check_labels(outputs, labels)
     outputs = outputs.float()
     acc = (outputs[:, :-1].argmax(1) == labels).float().mean()
     if entry.prepare is not None:

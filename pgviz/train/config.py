@@ -135,6 +135,8 @@ class TrainConfig:
                 setattr(self, f.name, float(v))
             elif kind is str and not isinstance(v, str):
                 bad(f"{f.name} must be a string, got {v!r}")
+        if isinstance(self.data, str) and not self.data.strip():
+            bad("data must be cifar10, synthetic or a path to an .npz, got an empty string")
         if self.objective not in objectives.OBJECTIVES:
             bad(f"unknown objective {self.objective!r}; choose one of: {', '.join(objectives.OBJECTIVES)}")
         if self.recipe is not None and self.recipe not in RECIPES:

@@ -20,8 +20,8 @@ from .config import TrainConfig
 from .errors import CheckpointError, OutputError, TrainingDiverged
 from .evaluation import check_input_size, evaluate
 from .optim import WeightAverage, warmup_lr
-from .rundir import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, MetricsLog, jsonable, load_checkpoint, nonfinite,
-                     save_atomic)
+from .rundir import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, MetricsLog, checkpoint_digest, jsonable,
+                     load_checkpoint, nonfinite, save_atomic, write_reason)
 from .runtime import resolve_precision
 
 __all__ = ["Run"]
@@ -216,7 +216,7 @@ class Run:
                  "ema": avg.model.state_dict() if avg is not None else None}
         self.check_finite(st["epoch"] if not self.loader.position else st["epoch"] + 1)
         try:
-            save_atomic({
+            save_atomic(_with_checksum({
                 "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": asdict(self.config),
                 "n_classes": self.ds.n_classes, "label_names": list(self.ds.label_names),
                 "data_source": self.ds.source, "data_fingerprint": self.fingerprint,
@@ -225,9 +225,9 @@ class Run:
                 "action_rng": self.action_gen.get_state(), "torch_rng": torch.get_rng_state(),
                 "epoch": st["epoch"], "step": st["step"], "images_seen": st["images_seen"],
                 "elapsed": st["elapsed"], "sums": st["sums"], "history": st["history"], "finished": finished,
-            }, self.ckpt_path)
-        except OSError as exc:
-            raise OutputError(f"could not write {self.ckpt_path} ({exc.strerror or exc}); {self.kept()}") from None
+            }), self.ckpt_path)
+        except (OSError, RuntimeError) as exc:  # a full disk inside torch.save is a RuntimeError
+            raise OutputError(f"could not write {self.ckpt_path} ({write_reason(exc)}); {self.kept()}") from None
         self.saved = self._describe()
 
     def finish(self, stopped: Optional[str], callbacks) -> dict:
@@ -243,3 +243,8 @@ class Run:
         })
         self.emit(summary, callbacks)
         return summary
+
+
+def _with_checksum(ckpt: dict) -> dict:
+    """``ckpt`` with its ``checksum`` (:func:`~pgviz.train.rundir.checkpoint_digest`)."""
+    return {**ckpt, "checksum": checkpoint_digest(ckpt)}
