@@ -5,9 +5,15 @@ import torch
 from pgviz import objectives
 
 
-def usable_options(objective):
-    """The objective's options, with rloo's group size made valid (its default needs --samples)."""
-    return objectives.resolve_options(objective, {"samples": 2} if objective == "rloo" else {})
+def usable_options(objective, n=4):
+    """The objective's options, made valid (rloo's group size; teacher-student's teacher, a
+    stand-in that is uniform over the classes), the rest at their defaults."""
+    given = {"rloo": {"samples": 2}, "teacher-student": {"teacher": "teacher.pt"}}.get(objective, {})
+    options = objectives.resolve_options(objective, given)
+    if objectives.get(objective).prepare is not None:
+        options = {**options, "inputs": torch.zeros(n, 3, 32, 32),
+                   "prepared": {"teacher_probs": lambda x: torch.full((len(x), 10), 0.1)}}
+    return options
 
 
 @pytest.mark.parametrize("objective", list(objectives.OBJECTIVES))
@@ -23,7 +29,7 @@ def test_bad_labels_are_refused_by_every_objective(objective, labels, match):
     outputs = torch.randn(4 if len(labels) else 0, 11, requires_grad=True)
     with pytest.raises(ValueError, match=match) as err:
         objectives.objective_step(objective, outputs, labels, generator=torch.Generator().manual_seed(0),
-                                        **usable_options(objective))
+                                        **usable_options(objective, len(labels)))
     assert "\n" not in str(err.value)
 
 
