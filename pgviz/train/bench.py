@@ -25,7 +25,7 @@ import torch
 from .. import estimator, objectives
 from ..data import normalize
 from ..models import get_model
-from .runtime import PRECISIONS, autocast, check_precision_name, cpu_has_native_bf16, pick_device, resolve_precision
+from .runtime import PRECISIONS, autocast, device_settings, check_precision_name, cpu_has_native_bf16, pick_device, resolve_precision
 
 __all__ = ["BENCH_PRECISIONS", "REFERENCE_METHODS", "bench", "methods"]
 
@@ -78,6 +78,10 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
     timed = methods()
 
     def step(method: str, prec: str) -> None:
+        with device_settings(dev, prec):  # the whole step: backward convolutions too
+            _step(method, prec)
+
+    def _step(method: str, prec: str) -> None:
         with autocast(dev, prec):
             out = net(x)
         out = out.float()
