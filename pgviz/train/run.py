@@ -19,7 +19,7 @@ from .. import objectives
 from .config import TrainConfig
 from .errors import CheckpointError, OutputError, TrainingDiverged
 from .evaluation import check_input_size, evaluate
-from .optim import WeightAverage, warmup_lr
+from .optim import WeightAverage, adam, warmup_lr
 from .rundir import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, MetricsLog, jsonable, load_checkpoint, nonfinite,
                      save_atomic)
 from .portable import cuda_rng_state, portable_seed, recorded_device, restore_cuda_rng, restore_generator
@@ -62,7 +62,7 @@ class Run:
         torch.manual_seed(config.seed)
         self.model = get_model(config.model, dataset.n_classes).to(device)
         check_input_size(self.model, dataset.train_images, config.model)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.opt = adam(self.model.parameters(), config.lr, device)
         self.loader = DeviceLoader(dataset.train_images, dataset.train_labels, config.batch_size, device=device,
                                    augment=config.augment, seed=config.seed)
         self.action_gen = torch.Generator(device=self.loader.generator.device).manual_seed(config.seed + 1)
