@@ -5,7 +5,7 @@
 # ../shared/data/cifar10-train-subset.npz into an ignored .gpu/ folder first).
 # Writes: its figures under $OUT (default /tmp/gpu-out; summary.txt first) and its runs'
 # folders under $CHECK_WORK (default /tmp/pgviz-gpu-check, emptied first).
-# Dry run on a CPU: CHECK_DEVICE=cpu CHECK_EPOCHS=1 CHECK_BENCH="--steps 2" bash scripts/gpu_check.sh
+# Dry run on a CPU: CHECK_DEVICE=cpu CHECK_EPOCHS=1 CHECK_BENCH="--steps 2 --repeats 3" CHECK_BENCH_LIMIT=600 bash scripts/gpu_check.sh
 #
 # It runs what a CPU machine never can: the bench on cuda (both precisions, 20 steps a
 # block), pg and xent on the real subset (40 epochs), eval on cuda and on cpu of the same
@@ -29,7 +29,7 @@ say "== $(date -u +%FT%TZ) $(nvidia-smi --query-gpu=name,memory.total,driver_ver
 say "== $(python3 -c 'import sys, torch; print(sys.version.split()[0], torch.__version__, "cuda", torch.cuda.is_available())' 2>&1)"
 [[ -f $D ]] || say "!! $D missing: copy ../shared/data/cifar10-train-subset.npz into .gpu/ and carry .gpu"
 
-step bench 150 $P bench --device "$DEV" $BENCH
+step bench "${CHECK_BENCH_LIMIT:-150}" $P bench --device "$DEV" $BENCH
 for obj in pg xent; do
   step "train-$obj" 150 $P train --objective "$obj" --data "$D" --device "$DEV" --epochs "$EP" --seed 0 --quiet --out "$W/gpu-$obj"
   cp "$W/gpu-$obj/metrics.jsonl" "$OUT/metrics-$obj.jsonl" 2>/dev/null
