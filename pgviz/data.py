@@ -346,6 +346,19 @@ def horse_image(source=None, *, dataset: Optional[Dataset] = None):
 # ----------------------------------------------------------------------------
 # Batch transforms (on whatever device the batch is on)
 # ----------------------------------------------------------------------------
+_NORM_CACHE: dict = {}
+
+
+def _norm_constants(device: torch.device, dtype) -> tuple:
+    """``(mean, 1 / std)`` in pixel units on ``device``, made once per (device, dtype): a
+    fresh ``torch.tensor(..., device=cuda)`` per batch is a blocking host-to-device copy."""
+    key = (str(device), dtype)
+    if key not in _NORM_CACHE:
+        mean = torch.tensor(CIFAR10_MEAN, device=device, dtype=dtype) * 255
+        _NORM_CACHE[key] = (mean, 1.0 / (torch.tensor(CIFAR10_STD, device=device, dtype=dtype) * 255))
+    return _NORM_CACHE[key]
+
+
 def normalize(images: torch.Tensor, dtype=torch.float32, *, standardize: bool = True) -> torch.Tensor:
     """uint8 NHWC -> float NCHW (channels_last memory), standardised per channel with the
     CIFAR-10 training set's mean and deviation; ``standardize=False``: the raw pixels in
@@ -353,8 +366,7 @@ def normalize(images: torch.Tensor, dtype=torch.float32, *, standardize: bool = 
     notebook's inputs)."""
     if not standardize:
         return (images.to(dtype) / 255).permute(0, 3, 1, 2)
-    mean = torch.tensor(CIFAR10_MEAN, device=images.device, dtype=dtype) * 255
-    inv_std = 1.0 / (torch.tensor(CIFAR10_STD, device=images.device, dtype=dtype) * 255)
+    mean, inv_std = _norm_constants(images.device, dtype)
     x = (images.to(dtype) - mean) * inv_std  # still NHWC
     return x.permute(0, 3, 1, 2)  # NCHW view of NHWC memory == channels_last
 

@@ -109,10 +109,20 @@ def matrix_reward(table: torch.Tensor) -> RewardFn:
     return reward
 
 
+def sample_one(probs: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """One index per row drawn with probabilities ``probs`` (rows need not sum to one):
+    ``argmax(p / q)`` with ``q ~ Exp(1)``, the draw ``torch.multinomial(probs, 1)`` makes
+    (same numbers from the same generator), without its input checks, which in some torch
+    versions read values back from the device (a host-device sync per step on a GPU; the
+    CPU profiler shows none in torch 2.14, so this is a precaution for the GPU's 2.11)."""
+    q = torch.empty_like(probs).exponential_(1, generator=generator)
+    return (probs / q).argmax(dim=-1)
+
+
 def sample_actions(log_probs: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """One action per row, ``a ~ pi = exp(log_probs)``, with ``torch.multinomial``."""
+    """One action per row, ``a ~ pi = exp(log_probs)`` (:func:`sample_one`)."""
     with torch.no_grad():
-        return torch.multinomial(log_probs.detach().exp().float(), 1, generator=generator).squeeze(1)
+        return sample_one(log_probs.detach().exp().float(), generator)
 
 
 def reward_table(reward_fn: RewardFn, labels: torch.Tensor, n_actions: int) -> torch.Tensor:

@@ -25,7 +25,7 @@ import torch
 from .. import estimator, objectives
 from ..data import normalize
 from ..models import get_model
-from .runtime import PRECISIONS, autocast, check_precision_name, cpu_has_native_bf16, pick_device, resolve_precision
+from .runtime import PRECISIONS, autocast, device_settings, check_precision_name, cpu_has_native_bf16, pick_device, resolve_precision
 
 __all__ = ["BENCH_PRECISIONS", "REFERENCE_METHODS", "bench", "methods"]
 
@@ -62,7 +62,10 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
     cost on a shared machine (other processes only ever add time, as the ``timeit``
     documentation puts it); the ratios are taken from those.
     ``images_per_second_by_precision`` holds both precisions and ``ratio_bf16_vs_fp32``
-    compares them on the trainer's objective (``pg``).  The medians are reported too.
+    compares them on the trainer's objective (``pg``).  The medians are reported too, and
+    ``ratios_paired`` gives each ratio as the median of the per-round ratios (both sides
+    timed in the same round, so a slow round slows both) with its quartiles and range:
+    how far one run's ratio can be trusted.
     """
     check_precision_name(precision)
     dev = pick_device(device)
@@ -78,6 +81,10 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
     timed = methods()
 
     def step(method: str, prec: str) -> None:
+        with device_settings(dev, prec):  # the whole step: backward convolutions too
+            _step(method, prec)
+
+    def _step(method: str, prec: str) -> None:
         with autocast(dev, prec):
             out = net(x)
         out = out.float()
@@ -111,6 +118,11 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
     by_prec = {p: {m: round(max(rates[m, p]), 1) for m in timed} for p in BENCH_PRECISIONS}
     med = {p: {m: round(statistics.median(rates[m, p]), 1) for m in timed} for p in BENCH_PRECISIONS}
     ips = by_prec[headline]
+    paired = {  # one ratio per round: both sides timed in the same round
+        "pg_vs_xent": _spread([a / b for a, b in zip(rates["pg", headline], rates["xent", headline])]),
+        "pg_vs_two_backward": _spread([a / b for a, b in zip(rates["pg", headline], rates["pg_two_backward", headline])]),
+        "bf16_vs_fp32": _spread([a / b for a, b in zip(rates["pg", "bf16"], rates["pg", "fp32"])]),
+    }
     return {
         "device": str(dev) if dev.type != "cuda" else f"cuda ({torch.cuda.get_device_name(dev)})",
         "model": model, "batch_size": batch_size, "steps": steps, "repeats": repeats,
@@ -119,12 +131,21 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
         "ratio_pg_vs_xent": round(ips["pg"] / ips["xent"], 3),
         "ratio_pg_vs_two_backward": round(ips["pg"] / ips["pg_two_backward"], 3),
         "ratio_bf16_vs_fp32": round(by_prec["bf16"]["pg"] / by_prec["fp32"]["pg"], 3),
+        "ratios_paired": paired,
         "images_per_second_by_precision": by_prec,
         "images_per_second_median": med[headline],
         "images_per_second_median_by_precision": med,
         "cpu_native_bf16": _native(dev),
         "torch": torch.__version__, "threads": torch.get_num_threads(),
     }
+
+
+def _spread(values) -> dict:
+    """``{"median", "q1", "q3", "min", "max"}`` of per-round ratios (3 decimals)."""
+    v = sorted(values)
+    q = statistics.quantiles(v, n=4) if len(v) >= 2 else [v[0]] * 3
+    return {k: round(x, 3) for k, x in zip(("median", "q1", "q3", "min", "max"),
+                                            (statistics.median(v), q[0], q[2], v[0], v[-1]))}
 
 
 def _native(dev: torch.device):

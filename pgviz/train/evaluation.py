@@ -5,7 +5,7 @@ import torch
 
 from .. import estimator
 from ..data import DataError, normalize
-from .runtime import autocast, eval_precision
+from .runtime import autocast, device_settings, eval_precision
 
 __all__ = ["check_input_size", "evaluate", "inputs_standardized", "predict"]
 
@@ -48,7 +48,7 @@ def predict(model: torch.nn.Module, images: torch.Tensor, *, batch_size: int = 1
     probs, base = [], []
     for i in range(0, len(images), batch_size):
         x = normalize(images[i:i + batch_size].to(device), standardize=inputs_standardized(model))
-        with autocast(device, used):
+        with device_settings(device, used), autocast(device, used):
             out = model(x).float()
         log_probs, v = estimator.split_outputs(out)
         probs.append(log_probs.exp().cpu())

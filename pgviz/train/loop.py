@@ -23,7 +23,7 @@ from .config import TrainConfig
 from .errors import StopTraining
 from .rundir import OutputDir
 from .run import Run
-from .runtime import Progress, autocast, pick_device
+from .runtime import Progress, autocast, device_settings, pick_device
 from .signals import StopRequest
 
 __all__ = ["train"]
@@ -51,7 +51,8 @@ def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (),
     device = pick_device(config.device)
     with OutputDir(config.out):
         run = Run(config, device, dataset, resume)
-        stopped = _loop(run, callbacks)
+        with device_settings(device, run.precision):
+            stopped = _loop(run, callbacks)
         if stopped is None and run.saved is None:
             run.save(finished=True)  # nothing to train (epochs 0): the checkpoint still exists
         return run.finish(stopped, callbacks)

@@ -19,9 +19,10 @@ from .. import objectives
 from .config import TrainConfig
 from .errors import CheckpointError, OutputError, TrainingDiverged
 from .evaluation import check_input_size, evaluate
-from .optim import WeightAverage, warmup_lr
+from .optim import WeightAverage, adam, warmup_lr
 from .rundir import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, MetricsLog, checkpoint_digest, jsonable,
                      load_checkpoint, nonfinite, save_atomic, write_reason)
+from .portable import cuda_rng_state, portable_seed, recorded_device, restore_cuda_rng, restore_generator
 from .runtime import resolve_precision
 
 __all__ = ["Run"]
@@ -35,7 +36,11 @@ class Run:
     :meth:`TrainConfig.resumed`).  Resuming
     is *exact* (bit for bit the run that never stopped) on the same device with the same
     precision; another precision is allowed on purpose (a run started on a GPU can finish
-    on a laptop) and is recorded in the start row (``precision_changed_from``).
+    on a laptop) and is recorded in the start row (``precision_changed_from``).  So is
+    another device type (``device_changed_from``): a CUDA generator's state (16 bytes)
+    cannot be loaded into a CPU one (5,056 bytes), so those random streams are then
+    re-seeded from ``(seed, step)`` (:mod:`pgviz.train.portable`) and the run continues,
+    no longer bit for bit the one that never stopped.
     The data must be the same: its fingerprint is stored and compared.
     """
 
@@ -57,7 +62,7 @@ class Run:
         torch.manual_seed(config.seed)
         self.model = get_model(config.model, dataset.n_classes, standardize=config.standardize).to(device)
         check_input_size(self.model, dataset.train_images, config.model)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.opt = adam(self.model.parameters(), config.lr, device)
         self.loader = DeviceLoader(dataset.train_images, dataset.train_labels, config.batch_size, device=device,
                                    augment=config.augment, seed=config.seed, drop_last=config.drop_last,
                                    standardize=config.standardize)
@@ -72,12 +77,18 @@ class Run:
                    "sums": torch.zeros(len(self.stat_names) + 1, dtype=torch.float64), "history": []}
         self.pending = []  # the statistics of steps not logged yet (tensors on the device)
         self.saved = None  # what the checkpoint on disk holds, for messages ("epoch 3")
+        self.generators_reseeded = False  # True when a resume on another device type re-seeded them
         start = {}
         if ckpt is not None:
             self._restore(ckpt)
             old = ckpt.get("precision_used")
             if old is not None and old != self.precision:
                 start["precision_changed_from"] = old
+            was = recorded_device(ckpt)
+            if was is not None and was != self.device.type:
+                start["device_changed_from"] = was
+            if self.generators_reseeded:
+                start["generators_reseeded"] = True
         self.metrics = MetricsLog(self.out, keep_until=self.st["step"] if ckpt is not None else None)
         self.metrics.write({"event": "start", "resumed_from_step": self.st["step"] if ckpt else None,
                             "n_train": len(dataset.train_labels), "n_test": len(dataset.test_labels),
@@ -99,9 +110,17 @@ class Run:
                 self.average.model.load_state_dict(ckpt["ema"])
                 self.average.updates = int(ckpt["ema_updates"])
             self.opt.load_state_dict(ckpt["optimizer"])
-            self.loader.load_state_dict(ckpt["loader"])
-            self.action_gen.set_state(ckpt["action_rng"])
+            step = int(ckpt["step"])
+            loader_state = dict(ckpt["loader"])
+            exact = restore_generator(self.loader.generator, loader_state["generator"],
+                                      portable_seed(self.config.seed, step, "loader"))
+            loader_state["generator"] = self.loader.generator.get_state()
+            self.loader.load_state_dict(loader_state)
+            exact &= restore_generator(self.action_gen, ckpt["action_rng"],
+                                       portable_seed(self.config.seed, step, "actions"))
+            self.generators_reseeded = not exact
             torch.set_rng_state(ckpt["torch_rng"])
+            restore_cuda_rng(ckpt.get("cuda_rng"), self.device)
             self.st.update({k: ckpt[k] for k in ("epoch", "step", "images_seen", "elapsed", "sums", "history")})
         except Exception as exc:
             raise CheckpointError(f"{self.ckpt_path}: cannot resume from it "
@@ -223,6 +242,7 @@ class Run:
                 "precision_used": self.precision, **state, "loader": self.loader.state_dict(),
                 "ema_updates": avg.updates if avg is not None else 0,
                 "action_rng": self.action_gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": cuda_rng_state(self.device), "device_used": self.device.type,
                 "epoch": st["epoch"], "step": st["step"], "images_seen": st["images_seen"],
                 "elapsed": st["elapsed"], "sums": st["sums"], "history": st["history"], "finished": finished,
             }), self.ckpt_path)

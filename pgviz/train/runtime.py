@@ -8,6 +8,7 @@ precision's name and the one rule for what ``auto`` means in training, and
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 
@@ -16,7 +17,7 @@ import torch
 from .errors import ConfigError
 
 __all__ = ["DEVICES", "PRECISIONS", "Progress", "autocast", "check_device_name", "check_precision_name", "cpu_has_native_bf16",
-           "eval_precision", "pick_device", "resolve_precision"]
+           "cuda_has_native_bf16", "device_settings", "eval_precision", "pick_device", "resolve_precision"]
 
 #: Device names a run may ask for (``cuda:N`` is accepted too).
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -63,17 +64,56 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+def cuda_has_native_bf16() -> bool:
+    """True where the CUDA GPU computes bfloat16 in hardware (Ampere and later).  Plain
+    ``is_bf16_supported()`` also counts emulation (slow); older torch lacks the keyword."""
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:
+        return bool(torch.cuda.is_bf16_supported())
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """The precision training runs in: ``auto`` -> ``bf16`` (autocast) on CUDA and on a CPU
-    with native bfloat16 (2.0x the float32 step rate measured here, ``pgviz bench``), else
-    ``fp32``.  An unknown name is a :class:`ConfigError` (the only place that
-    checks it).  Evaluation resolves ``auto`` differently: :func:`eval_precision`."""
+    """The precision training runs in: ``auto`` -> ``bf16`` (autocast) on a CUDA GPU with
+    native bfloat16 and on a CPU with native bfloat16 (2.0x the float32 step rate measured
+    here, ``pgviz bench``), else ``fp32``; ``bf16`` asked for on a GPU without native
+    bfloat16 runs (and is recorded) as ``fp32``.  An unknown name is a :class:`ConfigError`
+    (the only place that checks it).  Evaluation resolves ``auto`` differently:
+    :func:`eval_precision`."""
     check_precision_name(precision)
+    if device.type == "cuda" and precision != "fp32":
+        return "bf16" if cuda_has_native_bf16() else "fp32"
     if precision != "auto":
         return precision
-    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
+    if device.type == "cpu" and cpu_has_native_bf16():
         return "bf16"
     return "fp32"
+
+
+@contextlib.contextmanager
+def device_settings(device: torch.device, precision: str):
+    """The backend flags a run, an evaluation or a bench column needs on ``device``, set on
+    entry and put back on exit (no global leak).  On CUDA: deterministic cuDNN and
+    ``torch.use_deterministic_algorithms(True, warn_only=True)`` with
+    ``CUBLAS_WORKSPACE_CONFIG`` (bit-for-bit repeats on the same GPU model with the same
+    torch); in ``fp32`` also TF32 off for convolutions and matrix products (else "fp32"
+    is TF32, a 10-bit mantissa).  Elsewhere nothing changes."""
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = (cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32,
+             torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    cudnn.deterministic, cudnn.benchmark = True, False
+    if precision == "fp32":
+        cudnn.allow_tf32 = matmul.allow_tf32 = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32 = saved[:4]
+        torch.use_deterministic_algorithms(saved[4], warn_only=saved[5])
 
 
 def eval_precision(precision: str) -> str:
@@ -85,14 +125,12 @@ def eval_precision(precision: str) -> str:
 
 
 def autocast(device: torch.device, precision: str = "auto"):
-    """Mixed precision (autocast) as ``precision`` resolves on ``device``: bfloat16 on CUDA
-    (float16 where the GPU lacks bf16) and on a CPU with native bf16; nothing otherwise."""
+    """Mixed precision (autocast) as ``precision`` resolves on ``device``: bfloat16 on a
+    CUDA GPU that has it natively and on the CPU when asked for; nothing otherwise (no
+    float16: it would need a gradient scaler)."""
     if resolve_precision(precision, device) != "bf16" or device.type not in ("cuda", "cpu"):
         return contextlib.nullcontext()
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast("cpu", dtype=torch.bfloat16)
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def _live_display() -> bool:

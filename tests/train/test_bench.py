@@ -34,3 +34,12 @@ def test_bench_prints_every_rate_and_the_ratios(tmp_path):
     r = pgviz("bench", "--device", "cpu", "--batch-size", 8, "--steps", 1, "--repeats", 1,
               "--precision", "fp32")
     assert r.returncode == 0 and last_json(r.stdout)["precision"] == "fp32", r.stderr
+
+
+def test_each_ratio_is_the_median_of_paired_rounds_with_its_spread():
+    r = pgviz("bench", "--device", "cpu", "--batch-size", 8, "--steps", 1, "--repeats", 3)
+    assert r.returncode == 0, r.stderr
+    paired = last_json(r.stdout)["ratios_paired"]
+    assert set(paired) == {"pg_vs_xent", "pg_vs_two_backward", "bf16_vs_fp32"}
+    for s in paired.values():
+        assert 0 < s["min"] <= s["q1"] <= s["median"] <= s["q3"] <= s["max"]
