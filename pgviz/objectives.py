@@ -268,11 +268,12 @@ def prepare(objective: str, options: Optional[Mapping[str, Any]] = None, *, devi
                          n_classes=n_classes, standardize=standardize)
 
 
-def check_labels(outputs: torch.Tensor, labels: torch.Tensor) -> None:
+def check_labels(outputs: torch.Tensor, labels: torch.Tensor, *, check_range: bool = True) -> None:
     """Labels every objective can use, else :class:`ValueError` (one line): a 1-d integer
     tensor (not bool, not float), one per row of ``outputs``, at least one, each in
     ``0 .. n_classes - 1`` (``outputs`` has ``n_classes + 1`` columns: the last is the
-    baseline or value head).  The range is checked where it costs no device sync (CPU)."""
+    baseline or value head).  The range is checked where it costs no device sync (CPU), and
+    only when ``check_range`` (the trainer's labels were checked when the data was loaded)."""
     if not isinstance(labels, torch.Tensor):
         raise ValueError(f"labels must be a tensor, got {type(labels).__name__}")
     if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
@@ -281,7 +282,7 @@ def check_labels(outputs: torch.Tensor, labels: torch.Tensor) -> None:
         raise ValueError(f"labels must be one per image (shape (B,)): shape {tuple(labels.shape)} for outputs of shape "
                          f"{tuple(outputs.shape)}")
     n = outputs.shape[1] - 1
-    if labels.device.type == "cpu":
+    if check_range and labels.device.type == "cpu":
         lo, hi = int(labels.min()), int(labels.max())
         if lo < 0 or hi >= n:
             raise ValueError(f"labels must lie in 0..{n - 1} (the outputs have {n} classes), got {lo} .. {hi}")
@@ -290,6 +291,7 @@ def check_labels(outputs: torch.Tensor, labels: torch.Tensor) -> None:
 def objective_step(objective: str, outputs: torch.Tensor, labels: torch.Tensor, *,
                    entropy_weight: float = 0.01, generator: Optional[torch.Generator] = None,
                    inputs: Optional[torch.Tensor] = None, prepared: Optional[Mapping[str, Any]] = None,
+                   check_range: bool = True,
                    **options):
     """``(loss to backpropagate, stats)`` for one batch: the entry's step on float32
     outputs, ``stats`` its named statistics plus ``loss`` and ``train_acc`` (the greedy
@@ -301,7 +303,7 @@ def objective_step(objective: str, outputs: torch.Tensor, labels: torch.Tensor, 
         if entry.option(name) is None:
             raise ValueError(f"objective {objective} has no option {name!r}")
     options = {o.name: options.get(o.name, o.default) for o in entry.options}
-    check_labels(outputs, labels)
+    check_labels(outputs, labels, check_range=check_range)
     outputs = outputs.float()
     acc = (outputs[:, :-1].argmax(1) == labels).float().mean()
     if entry.prepare is not None:

@@ -77,7 +77,8 @@ def _loop(run: Run, callbacks) -> Optional[str]:
                     with autocast(run.device, run.precision):
                         outputs = model(x)                                      # forward
                     loss, stats = objectives.objective_step(config.objective, outputs, y, generator=run.action_gen,
-                                                            inputs=x, prepared=run.prepared, **options)  # loss
+                                                            inputs=x, prepared=run.prepared, check_range=False,
+                                                            **options)  # loss (labels checked at load: no sync)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()                                             # backward
                     opt.step()                                                  # step

@@ -81,6 +81,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     (the only place that checks it).  Evaluation resolves ``auto`` differently:
     :func:`eval_precision`."""
     check_precision_name(precision)
+    device = torch.device(device)
     if device.type == "cuda" and precision != "fp32":
         return "bf16" if cuda_has_native_bf16() else "fp32"
     if precision != "auto":

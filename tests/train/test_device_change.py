@@ -3,6 +3,8 @@ import json
 
 import torch
 
+from pgviz.train.rundir import checkpoint_digest
+
 from helpers import train_config
 
 from pgviz.train import load_checkpoint, train
@@ -16,6 +18,8 @@ def _make_cuda_shaped(path):
     ckpt["action_rng"] = torch.zeros(16, dtype=torch.uint8)
     ckpt["device_used"] = "cuda"
     ckpt["config"]["device"] = "cuda"
+    ckpt.pop("checksum", None)
+    ckpt["checksum"] = checkpoint_digest(ckpt)  # a GPU's checkpoint carries its own valid checksum
     torch.save(ckpt, path)
 
 

@@ -38,10 +38,11 @@ def _steps(objective, n=3, **options):
 
 
 def _cpu_only(event):
-    """The estimator's label range check, which runs only when the labels are on the CPU."""
+    """A label range check (objectives.check_labels, estimator._check_labels), which runs only
+    when the labels are on the CPU (the trainer skips it: its labels were checked at load)."""
     p = event.cpu_parent
     while p is not None:
-        if "_check_labels" in p.name:
+        if "check_labels" in p.name:
             return True
         p = p.cpu_parent
     return False
