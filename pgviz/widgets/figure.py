@@ -1,55 +1,5 @@
-"""Interactive figures that work in JupyterLab *and* in the static book.
-
-An interactive figure is a drawing function plus a few discrete controls::
-
-    from pgviz.widgets import interactive, Control
-
-    def draw(fig, p, b):
-        ax = fig.add_subplot()
-        ax.bar(["horse", "dog"], [p, 1 - p])
-        ax.axhline(b)
-
-    interactive(draw, {"p": Control([0.2, 0.4, 0.6], value=0.6, label="P(horse)"),
-                       "b": [0.0, 0.1, 0.2]})
-
-Displayed in a notebook, the returned :class:`InteractiveFigure` offers two
-representations in one MIME bundle:
-
-``application/vnd.jupyter.widget-view+json``
-    a live ``ipywidgets`` user interface (one slider per control and an image of
-    the figure) that re-runs ``draw`` in the kernel whenever a slider moves.
-    JupyterLab shows this one.
-
-``text/html``
-    a self-contained *frame slider*: every combination of the controls' values is
-    drawn once, when the notebook is executed, and embedded as a PNG data URI,
-    together with one ``<input type="range">`` per control and a few lines of
-    plain JavaScript that swap the image.  No kernel, no CDN, works from
-    ``file://``.  The book's ``_config.yml`` tells MyST-NB to prefer this
-    representation in HTML builds, so no dead widget appears there.
-
-The static HTML is marked up for tests: the outer ``<div>`` has class
-``pgviz-frames``, each range input has class ``pgviz-frames-slider`` and a
-``data-control`` attribute, and the image has class ``pgviz-frames-image``.
-The live widget's outer box has class ``pgviz-live``.
-
-Accessibility: every slider has a visible ``<label>``, is a native range input
-(arrow keys, Home/End move it) and announces the value's text
-(``aria-valuetext``, updated as it moves); the image's ``alt`` says what *the frame on
-screen* shows and for which control values, and changes with the frame.  ``alt=`` is a
-function of the controls' values, a template such as ``"{n:,} samples each"`` (filled
-with each frame's values), or a fixed sentence; without it the alt is made from each
-frame's own titles and axis labels (:func:`describe_figure`), so a title that states the
-frame's numbers is read out with them.  The live widget shows its image as an ``<img>``
-with the same alt, and sets each live slider's ``aria-valuetext`` to the readout's text
-(ipywidgets' selection slider would announce the index).
-
-Keep the product of the controls' value counts small (about 60 frames or
-fewer); every frame is stored in the page.  Computing the frames takes a few
-seconds per figure; when working live in JupyterLab you can skip them with
-the environment variable ``PGVIZ_STATIC_FRAMES=0`` (the live widget is
-unaffected; the saved notebook then has no static fallback).
-"""
+"""The interactive figure: a live ipywidgets view for JupyterLab and a static frame slider
+for the HTML book, from one drawing function (see :mod:`pgviz.widgets`)."""
 from __future__ import annotations
 
 import base64
@@ -57,102 +7,18 @@ import io
 import itertools
 import json
 import math
-import numbers
 import os
-import re
 import uuid
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-import matplotlib
 from matplotlib.figure import Figure
 
-__all__ = ["Control", "InteractiveFigure", "interactive", "describe_figure", "MAX_FRAMES"]
+from .controls import MAX_FRAMES, Alt, Control, _as_control, _equals
+from .text import _check_template, _fill, _html_escape, _plain, _same, _script_safe, describe_figure
 
-#: Refuse to precompute more frames than this (a page would become heavy).
-MAX_FRAMES = 200
+__all__ = ["InteractiveFigure", "interactive"]
 
 _WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-
-#: ``alt=`` of :func:`interactive`: a sentence, a template of the controls' names
-#: (``"{n:,} samples"``), or a function of the controls' values returning a sentence.
-Alt = Union[None, str, Callable[..., str]]
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool)
-
-
-def _equals(a: Any, b: Any) -> bool:
-    """Equality used by the sliders: numbers compare with a small tolerance,
-    so ``slider.value = 0.3`` selects ``0.30000000000000004``."""
-    if _is_number(a) and _is_number(b):
-        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-    return a == b
-
-
-@dataclass
-class Control:
-    """A discrete control: the values a slider can take.
-
-    Parameters
-    ----------
-    values:
-        The allowed values, in slider order (numbers or strings).
-    value:
-        The initial value; defaults to the middle of ``values``.
-    label:
-        Text shown next to the slider; defaults to the control's name.
-    fmt:
-        Format string for numeric values (strings are shown as they are).
-    """
-
-    values: Sequence[Any]
-    value: Any = None
-    label: Optional[str] = None
-    fmt: str = "{:.2f}"
-    _index: int = field(default=0, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        vals = list(self.values)
-        if not vals:
-            raise ValueError("a Control needs at least one value")
-        # plain Python scalars (numpy scalars do not serialise to JSON)
-        self.values = [v.item() if hasattr(v, "item") else v for v in vals]
-        if self.value is None:
-            self._index = (len(self.values) - 1) // 2
-        else:
-            self._index = self.index_of(self.value)
-        self.value = self.values[self._index]
-
-    @property
-    def index(self) -> int:
-        """Index of the initial value in :attr:`values`."""
-        return self._index
-
-    def index_of(self, value: Any) -> int:
-        for i, v in enumerate(self.values):
-            if _equals(v, value):
-                return i
-        raise ValueError(f"{value!r} is not one of the control's values {self.values!r}")
-
-    def format(self, value: Any) -> str:
-        if _is_number(value):
-            try:
-                return self.fmt.format(value)
-            except (ValueError, TypeError):
-                return str(value)
-        return str(value)
-
-
-def _as_control(name: str, spec: Any) -> Control:
-    if isinstance(spec, Control):
-        ctrl = Control(spec.values, value=spec.value, label=spec.label, fmt=spec.fmt)
-    else:
-        ctrl = Control(list(spec))
-    if ctrl.label is None:
-        ctrl.label = name
-    return ctrl
 
 
 def _figure_to_png(fig: Figure, dpi: float) -> bytes:
@@ -530,68 +396,6 @@ _LIVE_ARIA_JS = (
 )
 
 
-def _check_template(template: str, controls: Mapping[str, Control]) -> None:
-    """A template ``alt`` names only controls (``{n}``, ``{n:,}``); else a clear error."""
-    import string
-
-    for _, name, _, _ in string.Formatter().parse(template):
-        if name is not None and name.split(".")[0].split("[")[0] not in controls:
-            raise ValueError(f"alt template {template!r} names {{{name}}}, which is not a "
-                             f"control ({', '.join(controls)}); write braces as {{{{ }}}}")
-
-
-def _fill(template: str, values: Mapping[str, Any]) -> str:
-    """A template ``alt`` filled with a frame's values (``format`` mini-language)."""
-    return _plain(template.format(**values)) if "{" in template else template
-
-
-def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    return a.keys() == b.keys() and all(_equals(a[k], b[k]) for k in a)
-
-
-def describe_figure(fig: Figure, title: Optional[str] = None) -> str:
-    """A sentence saying what ``fig`` shows, from its (super)title and each panel's
-    title and axis labels, e.g. ``"Figure: Policy. Panel "reward" (x: step, y: mean)."``,
-    with mathtext made plain (``$\\lambda$`` -> ``lambda``).  Panels without any text
-    (pictures, spacers) are counted, not described."""
-    parts = []
-    sup = title or (fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else "")
-    parts.append(f"Figure: {sup.strip()}." if sup and sup.strip() else "Figure.")
-    bare = 0
-    for ax in fig.axes:
-        name = " ".join(t for t in (ax.get_title("left"), ax.get_title(), ax.get_title("right")) if t).strip()
-        xl, yl = ax.get_xlabel().strip(), ax.get_ylabel().strip()
-        if not (name or xl or yl):
-            bare += 1
-            continue
-        axes = ", ".join(f"{k}: {v}" for k, v in (("x", xl), ("y", yl)) if v)
-        parts.append(f"Panel \u201c{name}\u201d" + (f" ({axes})." if axes else ".") if name
-                     else f"Panel with {axes}.")
-    if bare:
-        parts.append(f"{bare} more panel{'s' if bare > 1 else ''} without titles.")
-    return _plain(" ".join(parts))
-
-
-def _plain(text: str) -> str:
-    """Mathtext as words a screen reader can say: ``$\\pi_y$`` -> ``pi_y``."""
-    text = text.replace("\n", " ").replace("$", "").replace("\\|", "|")
-    text = re.sub(r"\\([A-Za-z]+)", r"\1", text)
-    return re.sub(r"[{}]", "", re.sub(r"\s+", " ", text)).strip()
-
-
-def _html_escape(s: str) -> str:
-    return (
-        str(s)
-        .replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace('"', "&quot;")
-    )
-
-
-def _script_safe(s: str) -> str:
-    """Make JSON safe to put inside a <script> element."""
-    return s.replace("</", "<\\/")
 
 
 def interactive(
