@@ -2,15 +2,18 @@
 
 Modules (one idea each):
 
-* :mod:`pgviz.estimator` -- the estimator's losses;
+* :mod:`pgviz.estimator` -- the estimator's losses (and cross-entropy); :mod:`pgviz.supervised` --
+  the companion notebook's teacher-student and sampled softmax;
 * :mod:`pgviz.exact` -- the finite-action exact maths (gradients, variances, optimal baselines), written once;
 * :mod:`pgviz.objectives` -- the registry of training objectives (loss, statistics, options, colour);
-* :mod:`pgviz.data`, :mod:`pgviz.models` -- CIFAR-10 / ``.npz`` / synthetic data, the networks;
+* :mod:`pgviz.data`, :mod:`pgviz.batches`, :mod:`pgviz.models` -- CIFAR-10 / ``.npz`` / synthetic
+  data sets, batches on the device, the networks;
 * :mod:`pgviz.train` -- the trainer (config, loop, run folder, runtime, evaluation, bench);
 * :mod:`pgviz.sims` -- the toy simulations, by topic; :mod:`pgviz.gap` -- the gap chapter's gradient probe;
 * :mod:`pgviz.figures` -- every figure and table, by topic, and the live training panel;
   :mod:`pgviz.results` -- finished runs read back; :mod:`pgviz.widgets` -- sliders for
-  JupyterLab and static HTML;
+  JupyterLab and static HTML; :mod:`pgviz.sources` -- numbers quoted from the article's companion
+  notebook, credited;
 * :mod:`pgviz.cli` -- the command line (``pgviz train | eval | probe | bench``).
 """
 

@@ -41,7 +41,8 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import torch
 
-from . import estimator
+from . import estimator, supervised
+from .estimator import check_labels  # one home for the label checks (the estimator's)
 
 __all__ = ["OBJECTIVES", "STAT_NAMES", "Objective", "Option", "check_option_names", "color", "get", "legacy_options", "measured",
            "objective_step", "option_owners", "prepare", "register", "resolve_options", "reward_queries",
@@ -268,24 +269,6 @@ def prepare(objective: str, options: Optional[Mapping[str, Any]] = None, *, devi
                          n_classes=n_classes, standardize=standardize)
 
 
-def check_labels(outputs: torch.Tensor, labels: torch.Tensor, *, check_range: bool = True) -> None:
-    """Labels every objective can use, else :class:`ValueError` (one line): a 1-d integer
-    tensor (not bool, not float), one per row of ``outputs``, at least one, each in
-    ``0 .. n_classes - 1`` (``outputs`` has ``n_classes + 1`` columns: the last is the
-    baseline or value head).  The range is checked where it costs no device sync (CPU), and
-    only when ``check_range`` (the trainer's labels were checked when the data was loaded)."""
-    if not isinstance(labels, torch.Tensor):
-        raise ValueError(f"labels must be a tensor, got {type(labels).__name__}")
-    if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
-        raise ValueError(f"labels must be whole numbers (an integer tensor), got dtype {labels.dtype}")
-    if outputs.dim() != 2 or labels.dim() != 1 or len(labels) != outputs.shape[0] or len(labels) == 0:
-        raise ValueError(f"labels must be one per image (shape (B,)): shape {tuple(labels.shape)} for outputs of shape "
-                         f"{tuple(outputs.shape)}")
-    n = outputs.shape[1] - 1
-    if check_range and labels.device.type == "cpu":
-        lo, hi = int(labels.min()), int(labels.max())
-        if lo < 0 or hi >= n:
-            raise ValueError(f"labels must lie in 0..{n - 1} (the outputs have {n} classes), got {lo} .. {hi}")
 
 
 def objective_step(objective: str, outputs: torch.Tensor, labels: torch.Tensor, *,
@@ -432,11 +415,11 @@ def _teacher_prepare(options, *, device, precision, n_classes, standardize):
 
 
 def _teacher_student_step(outputs, labels, *, entropy_weight, generator, inputs, teacher_probs, teacher, mix):
-    return estimator.teacher_student_loss(outputs, labels, teacher_probs(inputs), mix=mix), {}
+    return supervised.teacher_student_loss(outputs, labels, teacher_probs(inputs), mix=mix), {}
 
 
 def _sampled_softmax_step(outputs, labels, *, entropy_weight, generator, noise_samples):
-    return estimator.sampled_softmax_loss(outputs, labels, n_samples=noise_samples, generator=generator), {}
+    return supervised.sampled_softmax_loss(outputs, labels, n_samples=noise_samples, generator=generator), {}
 
 
 register(Objective(

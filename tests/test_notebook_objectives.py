@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pgviz import estimator, models
+from pgviz import estimator, models, supervised
 
 
 # ---------------------------------------------------------------------------
@@ -73,24 +73,24 @@ def test_teacher_student_gradient_is_softmax_minus_the_mixed_target():
     pi = torch.softmax(outputs.detach()[:, :-1], 1)
     onehot = F.one_hot(labels, k).float()
     for mix in (0.0, 0.5, 0.25, 1.0):
-        loss, grad = _grad(lambda o: estimator.teacher_student_loss(o, labels, teacher, mix=mix), outputs)
+        loss, grad = _grad(lambda o: supervised.teacher_student_loss(o, labels, teacher, mix=mix), outputs)
         target = mix * teacher + (1 - mix) * onehot
         torch.testing.assert_close(grad[:, :-1], (pi - target) / b, rtol=1e-5, atol=1e-7)
         assert torch.all(grad[:, -1] == 0)  # the baseline output is not used
         kl = (torch.xlogy(target, target) - target * torch.log(pi)).sum(1).mean()
         torch.testing.assert_close(loss, kl, rtol=1e-5, atol=1e-6)
     # the notebook's default mixes half and half
-    assert estimator.teacher_student_loss.__kwdefaults__["mix"] == 0.5
+    assert supervised.teacher_student_loss.__kwdefaults__["mix"] == 0.5
 
 
 def test_teacher_student_with_the_one_hot_target_is_cross_entropy():
     outputs, labels, teacher = _case(seed=3)
-    loss, grad = _grad(lambda o: estimator.teacher_student_loss(o, labels, teacher, mix=0.0), outputs)
+    loss, grad = _grad(lambda o: supervised.teacher_student_loss(o, labels, teacher, mix=0.0), outputs)
     xent, xgrad = _grad(lambda o: estimator.xent_loss(o, labels), outputs)
     torch.testing.assert_close(loss, xent)
     torch.testing.assert_close(grad, xgrad)
     # a teacher that is the one-hot label gives the same, whatever the mix
-    loss, grad = _grad(lambda o: estimator.teacher_student_loss(o, labels, F.one_hot(labels, 5).float(),
+    loss, grad = _grad(lambda o: supervised.teacher_student_loss(o, labels, F.one_hot(labels, 5).float(),
                                                                 mix=0.7), outputs)
     torch.testing.assert_close(grad, xgrad)
 
@@ -98,9 +98,9 @@ def test_teacher_student_with_the_one_hot_target_is_cross_entropy():
 def test_teacher_student_rejects_a_bad_mix_or_teacher():
     outputs, labels, teacher = _case()
     with pytest.raises(ValueError, match=r"mix must lie in \[0, 1\]"):
-        estimator.teacher_student_loss(outputs, labels, teacher, mix=1.5)
+        supervised.teacher_student_loss(outputs, labels, teacher, mix=1.5)
     with pytest.raises(ValueError, match="teacher_probs must be"):
-        estimator.teacher_student_loss(outputs, labels, teacher[:, :3])
+        supervised.teacher_student_loss(outputs, labels, teacher[:, :3])
 
 
 # ---------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def test_teacher_student_rejects_a_bad_mix_or_teacher():
 def test_sampled_softmax_with_every_class_drawn_once_is_cross_entropy():
     outputs, labels, _ = _case(b=8, k=10)
     noise = torch.arange(10)
-    loss, grad = _grad(lambda o: estimator.sampled_softmax_loss(o, labels, noise=noise), outputs)
+    loss, grad = _grad(lambda o: supervised.sampled_softmax_loss(o, labels, noise=noise), outputs)
     xent, xgrad = _grad(lambda o: estimator.xent_loss(o, labels), outputs)
     torch.testing.assert_close(loss, xent)
     torch.testing.assert_close(grad, xgrad)  # softmax - onehot, over the batch
@@ -121,7 +121,7 @@ def test_sampled_softmax_one_noise_class_is_a_two_way_softmax_with_the_correctio
     # labels 0 and 1, noise = [1]: row 0 keeps class 1 (m = 1), row 1 rejects it (m = 0)
     z = torch.tensor([[0.3, -0.2, 1.0, 0.0], [0.5, 0.1, -1.0, 0.0]], requires_grad=True)
     labels = torch.tensor([0, 1])
-    loss, grad = _grad(lambda o: estimator.sampled_softmax_loss(o, labels, noise=torch.tensor([1])), z)
+    loss, grad = _grad(lambda o: supervised.sampled_softmax_loss(o, labels, noise=torch.tensor([1])), z)
     c = 3  # classes
     score = -0.2 + math.log(c - 1)  # the kept class's corrected score
     p = math.exp(score) / (math.exp(0.3) + math.exp(score))  # its share of the two-way softmax
@@ -139,7 +139,7 @@ def test_sampled_softmax_correction_makes_the_noise_an_unbiased_sum_over_wrong_c
     for draw in itertools.product(range(4), repeat=2):
         if all(s == 2 for s in draw):
             continue
-        loss = estimator.sampled_softmax_loss(z, y, noise=torch.tensor(draw))
+        loss = supervised.sampled_softmax_loss(z, y, noise=torch.tensor(draw))
         totals.append(math.exp(loss.item() + 0.7) - math.exp(0.7))
     wrong = sum(math.exp(v) for i, v in enumerate([0.4, -1.0, 0.7, 0.2]) if i != 2)
     assert len(totals) == 15 and sum(totals) / len(totals) == pytest.approx(wrong, rel=1e-5)
@@ -147,14 +147,14 @@ def test_sampled_softmax_correction_makes_the_noise_an_unbiased_sum_over_wrong_c
 
 def test_sampled_softmax_draws_one_shared_sample_from_the_generator():
     outputs, labels, _ = _case(b=16, k=10)
-    a = estimator.sampled_softmax_loss(outputs, labels, generator=torch.Generator().manual_seed(7))
-    b = estimator.sampled_softmax_loss(outputs, labels, generator=torch.Generator().manual_seed(7))
-    noise = estimator.sample_noise(10, 5, generator=torch.Generator().manual_seed(7))
-    c = estimator.sampled_softmax_loss(outputs, labels, noise=noise)
+    a = supervised.sampled_softmax_loss(outputs, labels, generator=torch.Generator().manual_seed(7))
+    b = supervised.sampled_softmax_loss(outputs, labels, generator=torch.Generator().manual_seed(7))
+    noise = supervised.sample_noise(10, 5, generator=torch.Generator().manual_seed(7))
+    c = supervised.sampled_softmax_loss(outputs, labels, noise=noise)
     assert noise.shape == (5,) and a.item() == b.item() == c.item()
-    assert estimator.sampled_softmax_loss.__kwdefaults__["n_samples"] == 5  # the notebook's count
+    assert supervised.sampled_softmax_loss.__kwdefaults__["n_samples"] == 5  # the notebook's count
     with pytest.raises(ValueError, match="n_samples must be a whole number >= 1"):
-        estimator.sampled_softmax_loss(outputs, labels, n_samples=0)
+        supervised.sampled_softmax_loss(outputs, labels, n_samples=0)
 
 
 def test_notebook_rows_put_the_printed_figures_beside_the_reference_and_our_runs():
@@ -263,11 +263,11 @@ def test_teacher_student_and_sampled_softmax_train_through_their_registry_entrie
     outputs = torch.randn(8, 11)
     loss, stats = objectives.objective_step("teacher-student", outputs, y, inputs=x, prepared=prepared,
                                             teacher=str(ckpt), mix=0.5)
-    torch.testing.assert_close(loss, estimator.teacher_student_loss(outputs, y, q, mix=0.5))
+    torch.testing.assert_close(loss, supervised.teacher_student_loss(outputs, y, q, mix=0.5))
     assert set(stats) == {"loss", "train_acc"}
     loss, _ = objectives.objective_step("sampled-softmax", outputs, y, generator=torch.Generator().manual_seed(3))
-    noise = estimator.sample_noise(10, 5, generator=torch.Generator().manual_seed(3))
-    torch.testing.assert_close(loss, estimator.sampled_softmax_loss(outputs, y, noise=noise))
+    noise = supervised.sample_noise(10, 5, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(loss, supervised.sampled_softmax_loss(outputs, y, noise=noise))
 
 
 def test_teacher_student_refuses_a_missing_or_mismatched_teacher_in_one_line(tmp_path, capfd):
