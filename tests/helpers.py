@@ -83,3 +83,14 @@ def bar_colors(ax) -> list:
 def lines_data(fig) -> list:
     """Every line's data in every Axes of ``fig``: what changes when a slider redraws it."""
     return [tuple(map(tuple, ln.get_xydata().tolist())) for ax in fig.axes for ln in ax.lines]
+
+
+def lenet_config(tmp_path=None, **kw):
+    """A small in-memory (or ``tmp_path``) run of the LeNet: pg, 2 epochs of batch 64, no
+    warm-up, no progress display; ``kw`` changes any setting."""
+    from pgviz.train import TrainConfig
+
+    base = dict(objective="pg", epochs=2, batch_size=64, progress=False, warmup_steps=0, model="lenet",
+                out=str(tmp_path) if tmp_path else None)
+    base.update(kw)
+    return TrainConfig(**base)

@@ -7,7 +7,9 @@ import torch
 
 from pgviz import data, results
 from pgviz import figures as F
-from pgviz.train import TrainConfig, train
+from pgviz.train import train
+
+from helpers import lenet_config
 
 torch.set_num_threads(2)
 
@@ -17,11 +19,7 @@ def tiny():
     return data.make_synthetic(n_train=256, n_test=64)
 
 
-def _cfg(tmp_path=None, **kw):
-    base = dict(objective="pg", epochs=2, batch_size=64, progress=False, warmup_steps=0, model="lenet",
-                out=str(tmp_path) if tmp_path else None)
-    base.update(kw)
-    return TrainConfig(**base)
+_cfg = lenet_config
 
 
 def test_results_summary_matches_the_runs(tiny, tmp_path):

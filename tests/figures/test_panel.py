@@ -5,7 +5,9 @@ import torch
 
 from pgviz import data
 from pgviz import figures as F
-from pgviz.train import TrainConfig, load_checkpoint, train
+from pgviz.train import load_checkpoint, train
+
+from helpers import lenet_config
 
 torch.set_num_threads(2)
 
@@ -15,11 +17,7 @@ def tiny():
     return data.make_synthetic(n_train=256, n_test=64)
 
 
-def _cfg(tmp_path=None, **kw):
-    base = dict(objective="pg", epochs=2, batch_size=64, progress=False, warmup_steps=0, model="lenet",
-                out=str(tmp_path) if tmp_path else None)
-    base.update(kw)
-    return TrainConfig(**base)
+_cfg = lenet_config
 
 
 def test_probe_images_are_the_first_test_image_of_each_class(tiny):
