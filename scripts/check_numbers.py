@@ -36,13 +36,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "_ext"))
+from booktoc import toc_notebooks  # noqa: E402  (_ext/booktoc.py: the table of contents, read once)
 ALLOWED = ROOT / "book" / "prose_numbers.yml"
 HTML = ROOT / "_build" / "html"
 
@@ -221,24 +222,6 @@ def load_allowed(path: Path = ALLOWED) -> dict[str, dict[str, str]]:
 
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     return {page: {str(k): str(v) for k, v in (entries or {}).items()} for page, entries in data.items()}
-
-
-def toc_notebooks(root: Path = ROOT) -> list[Path]:
-    import yaml
-
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(entries):
-        for e in entries or []:
-            if "file" in e:
-                files.append(e["file"])
-            walk(e.get("sections"))
-    walk(toc.get("chapters"))
-    for part in toc.get("parts", []) or []:
-        walk(part.get("chapters"))
-    return [root / f"{re.sub(r'[.]ipynb$', '', f)}.ipynb" for f in files
-            if (root / f"{re.sub(r'[.]ipynb$', '', f)}.ipynb").is_file()]
 
 
 @dataclass

@@ -1,7 +1,12 @@
 """Test settings shared by the suite."""
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+# The book's helpers (_ext/booktoc.py reads the table of contents for the tests and scripts).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "_ext"))
 
 # Spin-waiting OpenMP threads are 5-20x slower on a shared CPU; must be set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -44,3 +49,27 @@ def browser():
 
     with launch() as b:
         yield b
+
+
+@pytest.fixture(scope="session")
+def soup_of():
+    """The built book's pages, each parsed once: ``soup_of("book/04_regularisation")`` (a page of
+    ``PGVIZ_BOOK_HTML``, default ``_build/html``) or ``soup_of(path)``.  Skips when the book is not
+    built, fails when ``PGVIZ_BROWSER_TEST`` is set (CI) or a page is missing."""
+    bs4 = pytest.importorskip("bs4")
+    root = Path(os.environ.get("PGVIZ_BOOK_ROOT", Path(__file__).resolve().parent.parent))
+    html = Path(os.environ.get("PGVIZ_BOOK_HTML", root / "_build" / "html"))
+    if not any(html.glob("book/*.html")):
+        if os.environ.get("PGVIZ_BROWSER_TEST", "") not in ("", "0"):
+            pytest.fail(f"PGVIZ_BROWSER_TEST is set but {html} has no built book", pytrace=False)
+        pytest.skip(f"{html} not built (python scripts/build_book.py)")
+    cache = {}
+
+    def get(page):
+        path = page if isinstance(page, Path) else html / f"{page}.html"
+        if path not in cache:
+            if not path.is_file():
+                pytest.fail(f"{path} missing from the build")
+            cache[path] = bs4.BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+        return cache[path]
+    return get

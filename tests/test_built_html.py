@@ -27,7 +27,6 @@ from test_fences import parse_fences
 ROOT = Path(__file__).resolve().parent.parent
 BOOK_ROOT = Path(os.environ.get("PGVIZ_BOOK_ROOT", ROOT))
 HTML = Path(os.environ.get("PGVIZ_BOOK_HTML", BOOK_ROOT / "_build" / "html"))
-REQUIRED = os.environ.get("PGVIZ_BROWSER_TEST", "") not in ("", "0")
 SOURCES = sorted(p for p in (BOOK_ROOT / "book").glob("*") if p.suffix in (".ipynb", ".md"))
 
 
@@ -69,22 +68,6 @@ FENCE_LINE = re.compile(r"^\s*(`{3,}|~{3,}|:{3,})")
 
 def _words(text: str) -> str:
     return " ".join(re.findall(r"[A-Za-z][A-Za-z'-]*", text))
-
-
-@pytest.fixture(scope="module")
-def soup_of():
-    bs4 = pytest.importorskip("bs4")
-    if not any(HTML.glob("book/*.html")):
-        if REQUIRED:
-            pytest.fail(f"PGVIZ_BROWSER_TEST is set but {HTML} has no built book", pytrace=False)
-        pytest.skip(f"{HTML} not built (python scripts/build_book.py)")
-    cache = {}
-
-    def get(path: Path):
-        if path not in cache:
-            cache[path] = bs4.BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
-        return cache[path]
-    return get
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=[p.name for p in SOURCES])

@@ -29,7 +29,6 @@ from booktoc import toc_files
 ROOT = Path(__file__).resolve().parent.parent
 BOOK_ROOT = Path(os.environ.get("PGVIZ_BOOK_ROOT", ROOT))
 HTML = Path(os.environ.get("PGVIZ_BOOK_HTML", BOOK_ROOT / "_build" / "html"))
-REQUIRED = os.environ.get("PGVIZ_BROWSER_TEST", "") not in ("", "0")
 DOCS = [re.sub(r"\.(ipynb|md)$", "", f) for f in toc_files(BOOK_ROOT / "_toc.yml")]
 
 
@@ -56,25 +55,6 @@ def test_toc_numbers_chapters_1_to_10_and_not_the_back_matter():
         files = [c["file"] for c in part["chapters"]]
         numbered = bool(part.get("numbered"))
         assert all(bool(chapter_number(f)) == numbered for f in files), part
-
-
-@pytest.fixture(scope="module")
-def soup_of():
-    bs4 = pytest.importorskip("bs4")
-    if not any(HTML.glob("book/*.html")):
-        if REQUIRED:
-            pytest.fail(f"PGVIZ_BROWSER_TEST is set but {HTML} has no built book", pytrace=False)
-        pytest.skip(f"{HTML} not built (python scripts/build_book.py)")
-    cache = {}
-
-    def get(doc: str):
-        if doc not in cache:
-            path = HTML / f"{doc}.html"
-            if not path.is_file():
-                pytest.fail(f"{path} missing from the build")
-            cache[doc] = bs4.BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
-        return cache[doc]
-    return get
 
 
 def _title_number(soup) -> str | None:

@@ -48,12 +48,7 @@ def bar_chart(
         lo, hi = ax.get_ylim()  # leave room for the labels
         pad = 0.1 * (hi - lo)
         ax.set_ylim(lo - pad if lo < 0 else lo, hi + pad if hi > 0 else hi)
-    if title:
-        ax.set_title(title)
-    if ylabel:
-        ax.set_ylabel(ylabel)
-    tidy(ax)
-    return ax
+    return _finish(ax, ylabel=ylabel, title=title)
 
 
 def curves(
@@ -84,17 +79,8 @@ def curves(
             color=(colors or {}).get(label, f"C{i}"),
             linestyle=(styles or {}).get(label, "-"),
         )
-    if logx:
-        ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
-    if ylim is not None:
-        ax.set_ylim(*ylim)
-    set_labels(ax, xlabel, ylabel, title)
-    if legend and len(ys) > 1:
-        ax.legend(frameon=False, fontsize=9)
-    tidy(ax)
-    return ax
+    return _finish(ax, xlabel=xlabel, ylabel=ylabel, title=title, ylim=ylim, logx=logx, logy=logy,
+                   legend=legend and len(ys) > 1)
 
 
 def runs(
@@ -127,12 +113,7 @@ def runs(
     ax.fill_between(x, lo, hi, color=color, alpha=0.15, linewidth=0,
                     label=f"{int(band[0] * 100)}-{int(band[1] * 100)}% of runs")
     ax.plot(x, t.mean(0), color=color, linewidth=2.2, label=label)
-    if ylim is not None:
-        ax.set_ylim(*ylim)
-    set_labels(ax, xlabel, ylabel, title)
-    ax.legend(frameon=False, fontsize=9)
-    tidy(ax)
-    return ax
+    return _finish(ax, xlabel=xlabel, ylabel=ylabel, title=title, ylim=ylim, legend=True)
 
 
 def histogram(
@@ -150,14 +131,7 @@ def histogram(
     ax.hist(as_numpy(samples).reshape(-1), bins=bins, color=color, alpha=0.8)
     for i, (label, x) in enumerate((mark or {}).items()):
         ax.axvline(float(x), color="black", linestyle=["-", "--", ":"][i % 3], linewidth=1.2, label=label)
-    if mark:
-        ax.legend(frameon=False, fontsize=9)
-    if xlabel:
-        ax.set_xlabel(xlabel)
-    if title:
-        ax.set_title(title)
-    tidy(ax)
-    return ax
+    return _finish(ax, xlabel=xlabel, title=title, legend=bool(mark))
 
 
 def running_mean(
@@ -186,16 +160,7 @@ def running_mean(
             half = sd / np.sqrt(n)
             ax.plot(n, expected + half, color=MUTED, linestyle=":", label="± one standard error")
             ax.plot(n, expected - half, color=MUTED, linestyle=":")
-    if logx:
-        ax.set_xscale("log")
-    if ylim is not None:
-        ax.set_ylim(*ylim)
-    ax.set_xlabel(xlabel)
-    if ylabel:
-        ax.set_ylabel(ylabel)
-    ax.legend(frameon=False, fontsize=9)
-    tidy(ax)
-    return ax
+    return _finish(ax, xlabel=xlabel, ylabel=ylabel, ylim=ylim, logx=logx, legend=True)
 
 
 def convergence(
@@ -217,13 +182,23 @@ def convergence(
     c = float(np.exp(np.mean(np.log(e) + 0.5 * np.log(n))))
     ax.plot(n, e, "o-", color=color, label=label)
     ax.plot(n, c / np.sqrt(n), "--", color=MUTED, label=f"{c:.3g} / sqrt(n), fitted")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.legend(frameon=False, fontsize=9)
+    return _finish(ax, xlabel=xlabel, ylabel=ylabel, title=title, logx=True, logy=True, legend=True)
+
+
+def _finish(ax, *, xlabel: Optional[str] = None, ylabel: Optional[str] = None,
+            title: Optional[str] = None, ylim: Optional[Tuple[float, float]] = None,
+            logx: bool = False, logy: bool = False, legend: bool = False):
+    """What every chart ends with: log scales, the y range, labels, a frameless legend, tidy
+    spines.  Returns the Axes."""
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    set_labels(ax, xlabel, ylabel, title)
+    if legend:
+        ax.legend(frameon=False, fontsize=9)
     tidy(ax)
     return ax
 
