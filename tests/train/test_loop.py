@@ -188,6 +188,20 @@ def test_resume_refuses_other_data(tmp_path, small):
     assert train(train_config(tmp_path, epochs=2), dataset=small, resume=True)["epochs"] == 2
 
 
+def test_resume_refuses_the_same_images_relabelled(tmp_path):
+    """Planted bug: the data fingerprint ignored the labels.  The same images with one
+    training label changed are other data: resuming on them is refused, the checkpoint kept."""
+    ds = data.make_synthetic(64, 32)
+    train(train_config(tmp_path, epochs=0), dataset=ds)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    relabelled = data.make_synthetic(64, 32)
+    relabelled.train_labels[0] = (relabelled.train_labels[0] + 1) % relabelled.n_classes
+    assert torch.equal(relabelled.train_images, ds.train_images)
+    with pytest.raises(CheckpointError, match="not the data this run was trained on"):
+        train(train_config(tmp_path, epochs=1), dataset=relabelled, resume=True)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+
+
 
 def test_a_checkpoint_with_the_old_top_level_options_resumes_exactly(tmp_path, small):
     """Checkpoints written before the objectives had their own ``options`` (``samples``,
