@@ -255,7 +255,7 @@ def _live_and_average_differ(folder):
     from pgviz.models import get_model
     from pgviz.train import train
 
-    train(train_config(folder, epochs=0), dataset=data.make_synthetic(64, 32))
+    train(train_config(folder, epochs=0, model="lenet"), dataset=data.make_synthetic(64, 32))
     path = folder / "checkpoint.pt"
     ckpt = torch.load(path, weights_only=True)
     ckpt.pop("checksum")  # crafted, as an old checkpoint (no checksum) would be

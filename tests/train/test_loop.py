@@ -144,6 +144,28 @@ def test_nonfinite_buffer_is_never_saved(tmp_path, small):
     assert [r["epoch"] for r in rows if r["event"] == "epoch"] == [1]  # no row for the lost epoch
 
 
+def test_a_nonfinite_weight_average_is_divergence(tmp_path):
+    """Planted bug: the divergence check skipped the weight average.  The live network stays
+    finite, but its average (the network a checkpoint hands out) holds an infinity after
+    epoch 1: epoch 2 is not saved, TrainingDiverged names it, the epoch-1 checkpoint stays."""
+    ds = data.make_synthetic(64, 32)
+
+    def poison(event):
+        if event["event"] == "epoch" and event["epoch"] == 1:
+            assert event["model"] is not event["live_model"]  # the run keeps an average
+            with torch.no_grad():
+                p = next(event["model"].parameters())
+                p[(0,) * p.dim()] = float("inf")
+
+    with pytest.raises(TrainingDiverged, match=r"non-finite.*epoch 2\)") as err:
+        train(train_config(tmp_path, epochs=3, batch_size=32, model="lenet"), callbacks=[poison], dataset=ds)
+    assert "\n" not in str(err.value) and "last good checkpoint (epoch 1) was kept" in str(err.value)
+    ckpt = assert_finite_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["epoch"] == 1 and ckpt["ema"] is not None
+    rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+    assert [r["epoch"] for r in rows if r["event"] == "epoch"] == [1]  # no row for the lost epoch
+
+
 def test_huge_lr_never_leaves_infinite_weights(tmp_path):
     ds = data.make_synthetic(256, 64)
     for lr in (1e8, 1e10):
