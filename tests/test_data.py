@@ -353,3 +353,19 @@ def test_canonical_source_and_fingerprint(tmp_path, monkeypatch):
     assert data.fingerprint(a) == data.fingerprint(b)
     b.train_images[0, 0, 0, 0] ^= 1
     assert data.fingerprint(a) != data.fingerprint(b)
+
+
+def test_fingerprint_sees_every_label_and_the_class_names():
+    """Planted bug: a fingerprint of the images alone lets a run resume on relabelled data.
+    One label changed (in the training or the test part), or a class renamed, changes it."""
+    a = data.make_synthetic(64, 32)
+    base = data.fingerprint(a)
+    for part in ("train_labels", "test_labels"):
+        b = data.make_synthetic(64, 32)
+        labels = getattr(b, part)
+        labels[0] = (labels[0] + 1) % b.n_classes
+        assert torch.equal(b.train_images, a.train_images) and torch.equal(b.test_images, a.test_images)
+        assert data.fingerprint(b) != base, part
+    c = data.make_synthetic(64, 32)
+    c.label_names = [*c.label_names[:-1], "zebra"]
+    assert data.fingerprint(c) != base

@@ -133,6 +133,43 @@ def test_probe_standard_error_matches_the_spread_over_seeds():
     assert rows[0]["samples"] == 32
 
 
+class Bias(nn.Module):
+    """Outputs one learned row ``c`` for every image: the parameter gradient of a logit
+    direction ``G`` on one image is ``G`` itself (and 0 for the value column)."""
+
+    def __init__(self, n=2):
+        super().__init__()
+        self.c = nn.Parameter(torch.zeros(n + 1))
+
+    def forward(self, x):
+        return self.c.expand(len(x), -1)
+
+
+def test_probe_trace_is_the_unbiased_one_of_known_draws(monkeypatch):
+    """Planted bug: the covariance trace divided by M instead of M - 1.  Three known draws
+    g = (1, 0), (3, 0), (2, 3) (one image, a network whose parameter gradient is the draw):
+    mean (2, 1), squared deviations d = 2, 2, 4, so trace_cov = 8 / (3 - 1) = 4 (not 8 / 3),
+    trace_cov_se = 3/2 * sd(d) / sqrt(3) = 3/2 * sqrt(4/3) / sqrt(3) = 1, snr = |g*|^2 / 4."""
+    known = iter([[1.0, 0.0], [3.0, 0.0], [2.0, 3.0]])
+
+    def draws(logits, baseline, labels, *, rloo_ks, generator):
+        g = torch.tensor([next(known)])
+        return {name: g for name in gap.ESTIMATORS}
+
+    monkeypatch.setattr(gap, "logit_estimates", draws)
+    images, labels = torch.zeros(1, 8, 8, 3, dtype=torch.uint8), torch.tensor([0])
+    r = gap.probe(Bias(), images, labels, samples=3, rloo_ks=(), seed=0)
+    # g* on one image with logits 0: pi = (1/2, 1/2), R = e_0, so g* = pi_0 (e_0 - pi) = (1/4, -1/4)
+    assert r["exact_norm"] == pytest.approx(math.sqrt(1 / 8))
+    for name in gap.ESTIMATORS:
+        e = r["estimators"][name]
+        assert e["trace_cov"] == pytest.approx(4.0), name
+        assert e["trace_cov_se"] == pytest.approx(1.0), name
+        assert e["snr"] == pytest.approx((1 / 8) / 4.0), name
+        # cos(mean, g*) = ((2, 1) . (1, -1)) / (sqrt(5) sqrt(2)) = 1 / sqrt(10)
+        assert e["cosine_of_mean"] == pytest.approx(1 / math.sqrt(10)), name
+
+
 def test_probe_leaves_the_network_alone_and_is_seeded():
     from pgviz.models import get_model
 
@@ -208,3 +245,66 @@ def test_difference_of_settings():
     assert se == pytest.approx(100 * math.sqrt((0.03 ** 2 + 0.04 ** 2) / 3))
     with pytest.raises(KeyError, match="rloo-2"):
         gap.difference(rows, "xent", "rloo-2")
+
+
+def _live_and_average_differ(folder):
+    """A checkpoint (an untrained run, 0 epochs) whose weight average is not its live
+    network: every float tensor of the average scaled by 0.5.  Returns its path and the two."""
+    from helpers import train_config
+
+    from pgviz.models import get_model
+    from pgviz.train import train
+
+    train(train_config(folder, epochs=0, model="lenet"), dataset=data.make_synthetic(64, 32))
+    path = folder / "checkpoint.pt"
+    ckpt = torch.load(path, weights_only=True)
+    ckpt.pop("checksum")  # crafted, as an old checkpoint (no checksum) would be
+    ckpt["ema"] = {k: v * 0.5 if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    torch.save(ckpt, path)
+    nets = []
+    for sd in (ckpt["model"], ckpt["ema"]):
+        net = get_model(ckpt["config"]["model"], ckpt["n_classes"])
+        net.load_state_dict(sd)
+        nets.append(net.eval())
+    return path, nets[0], nets[1]
+
+
+def test_probe_measures_the_live_weights_not_the_average(tmp_path, capsys):
+    """Planted bug: ``pgviz probe`` measured the weight average.  The probe is about the
+    gradient of the network being trained, so its numbers are those of the live weights of
+    a checkpoint whose live weights and average differ."""
+    from pgviz.cli import main
+
+    path, live, average = _live_and_average_differ(tmp_path)
+    assert main(["probe", "--checkpoint", str(path), "--data", "synthetic", "--device", "cpu",
+                 "--samples", "2", "--batch-size", "8", "--rloo", "2", "--seed", "1"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    ds = data.load_dataset("synthetic")
+    images, labels = ds.test_images[:8], ds.test_labels[:8]
+    want = gap.probe(live, images, labels, samples=2, rloo_ks=(2,), seed=1)
+    with torch.no_grad():  # the two networks differ on these images
+        x = data.normalize(images)
+        assert not torch.allclose(live(x), average(x), rtol=1e-3, atol=1e-3)
+    assert row["exact_norm"] == pytest.approx(want["exact_norm"], rel=1e-5)
+    assert row["expected_reward"] == pytest.approx(want["expected_reward"], rel=1e-5)
+    for name, e in want["estimators"].items():
+        assert row["estimators"][name]["trace_cov"] == pytest.approx(e["trace_cov"], rel=1e-4), name
+
+
+def test_probe_recorder_measures_the_live_network(tmp_path):
+    """The training callback probes ``live_model`` (the network being trained), not ``model``
+    (the weight average the epoch's accuracy is measured on)."""
+    _, live, average = _live_and_average_differ(tmp_path)
+    images, labels = _images(4)
+    images = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    rec = gap.ProbeRecorder([1], images, labels, samples=2, rloo_ks=(2,), seed=5)
+    rec({"event": "epoch", "epoch": 1, "step": 4, "model": average, "live_model": live})
+    want = gap.probe(live, images, labels, samples=2, rloo_ks=(2,), seed=6)  # seed + epoch
+    with torch.no_grad():  # the two networks differ on these images
+        x = data.normalize(images)
+        assert not torch.allclose(live(x), average(x), rtol=1e-3, atol=1e-3)
+    (row,) = rec.rows
+    assert row["epoch"] == 1 and row["step"] == 4
+    assert row["exact_norm"] == pytest.approx(want["exact_norm"], rel=1e-6)
+    for name, e in want["estimators"].items():
+        assert row["estimators"][name]["trace_cov"] == pytest.approx(e["trace_cov"], rel=1e-6), name

@@ -232,6 +232,22 @@ def test_value_policy_is_epsilon_greedy():
         TrainConfig(objective="value", options={"epsilon": 1.5}).validate()
 
 
+@pytest.mark.parametrize("n", [2, A, 10])
+def test_value_exploration_tries_every_action(n):
+    """Planted bug: the random action drawn one short (``randint(0, n - 1)``) never tries the
+    last action.  With epsilon = 1 every action is random: over 3,000 seeded draws each of
+    the ``n`` actions appears, about 3,000 / n times (within 5 standard deviations)."""
+    b = 3000
+    z = torch.zeros(b, n + 1)
+    z[:, 0] = 5.0  # greedy would always take action 0
+    r = E.value_loss(z, torch.zeros(b, dtype=torch.long), epsilon=1.0, generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(r.actions, minlength=n)
+    assert len(counts) == n and int(counts.sum()) == b
+    assert sorted(set(r.actions.tolist())) == list(range(n))  # the last action n - 1 included
+    sd = math.sqrt(b * (1 / n) * (1 - 1 / n))
+    assert (counts.double() - b / n).abs().max() < 5 * sd, counts.tolist()
+
+
 def test_every_objective_declares_the_statistics_its_step_returns_and_its_queries():
     out = torch.randn(16, 11)
     y = torch.randint(0, 10, (16,))

@@ -61,3 +61,29 @@ def test_results_summary_matches_the_runs(tiny, tmp_path):
     assert html.count("<tr>") == 3 and f"{100 * rows['pg']['test_acc_mean']:.1f} ±" in html
     ax = F.plot_runs(runs, x="time", reference={"article": 0.552})
     assert len(ax.get_lines()) == 3
+
+
+def _write_rows(folder, rows):
+    folder.mkdir(parents=True)
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_a_resumed_run_is_finished_by_its_last_end_row(tmp_path):
+    """Planted bug: "finished" read from the first ``end`` row.  The metrics log of a resumed
+    run holds one ``end`` row per segment; only the last says whether the run is done.
+    seed0: interrupted at epoch 1, resumed, finished at epoch 2 (finished).  seed1: finished
+    at 2 epochs, resumed for 3 and interrupted (not finished: it was asked for 3)."""
+    root = tmp_path / "compare"
+    start = lambda epochs, at: {"event": "start", "seed": 0, "epochs": epochs, "resumed_from_step": at}
+    epoch = lambda k: {"event": "epoch", "epoch": k, "step": 4 * k, "test_acc": 0.1 * k}
+    end = lambda status, k: {"event": "end", "status": status, "epochs": k, "step": 4 * k}
+    _write_rows(root / "pg" / "seed0", [start(2, None), epoch(1), end("interrupted", 1),
+                                        start(2, 4), epoch(2), end("finished", 2)])
+    _write_rows(root / "pg" / "seed1", [start(2, None), epoch(1), epoch(2), end("finished", 2),
+                                        start(3, 8), end("interrupted", 2)])
+    (run,) = results.load_runs(root)["pg"]
+    assert run["end"] == end("finished", 2) and run["config"]["resumed_from_step"] == 4
+    assert [e["epoch"] for e in run["epochs"]] == [1, 2]
+    both = results.load_runs(root, finished_only=False)["pg"]
+    assert [r["end"]["status"] for r in both] == ["finished", "interrupted"]
+    assert both[1]["config"]["epochs"] == 3

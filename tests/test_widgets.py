@@ -351,3 +351,18 @@ def test_describe_figure_counts_pictures_and_reads_labels():
 
 def test_live_widget_is_marked_for_the_jupyterlab_test():
     assert "pgviz-live" in bars(0.6, None).widget._dom_classes
+
+
+def test_static_html_counts_frames_not_distinct_images():
+    """Planted bug: ``data-n-frames`` counted distinct pictures.  A control the drawing
+    ignores repeats every picture: 2 x 2 = 4 frames of only 2 images; the page says 4, its
+    index maps all 4 frames (each pair to one image), and the script shows frame 3."""
+    f = interactive(lambda fig, p, unused: fig.add_subplot().bar(["x"], [p]),
+                    {"p": [0.2, 0.6], "unused": [0, 1]})
+    html = f.to_html()
+    assert f.n_frames == 4
+    assert re.search(r'class="pgviz-frames" data-frame="\d+" data-n-frames="4" ', html)
+    data = json.loads(re.search(r'type="application/json"[^>]*>(.*?)</script>', html, re.S).group(1))
+    assert len(data["frames"]) == 2 and data["index"] == [0, 0, 1, 1]
+    _, shown = run_static_slider(f, [[1, 1]])
+    assert shown[0]["frame"] == "3" and shown[0]["src"].endswith(data["frames"][1])

@@ -104,3 +104,15 @@ def test_dog_horse_optimum_and_bad_input():
     assert opt.tolist() == pytest.approx([1.0, math.e / (math.e + 9), 1 / (1 + 9 * math.exp(-10))])
     with pytest.raises(ValueError):
         S.dog_horse_simulate(0.0, p_dog0=1.0)
+
+
+def test_dog_horse_collapsed_means_p_horse_below_one_tenth():
+    """Planted bug: "collapsed" at P(horse | horse image) < 0.01 instead of 0.1.  With no
+    steps the final policy is the starting one, P(horse | horse) = (1 - p_dog0) / 9: 0.05
+    (p_dog0 = 0.55) is collapsed, 0.11 (p_dog0 = 0.01) is neither collapsed nor learned."""
+    for p_dog0, p_hh, collapsed in ((0.55, 0.05, 1.0), (0.91, 0.01, 1.0), (0.01, 0.11, 0.0)):
+        r = S.dog_horse_simulate([0.0, 0.1], steps=0, p_dog0=p_dog0, n_runs=3)
+        assert r["final_policy"][..., 1, S.HORSE].flatten().tolist() == pytest.approx([p_hh] * 6)
+        assert r["collapsed"].tolist() == [collapsed] * 2, p_dog0
+        assert r["learned"].tolist() == [0.0, 0.0]
+        assert r["between"].tolist() == [1.0 - collapsed] * 2

@@ -37,3 +37,32 @@ def test_lenet_model_needs_32x32_images(tmp_path):
         train(train_config(tmp_path, model="lenet"), dataset=ds)
     assert train(train_config(tmp_path / "f", epochs=1, model="fast"), dataset=ds)["status"] == "finished"
 
+
+
+def test_the_eval_command_evaluates_in_the_precision_asked_for(tmp_path, small, monkeypatch, capsys):
+    """Planted bug: ``pgviz eval`` ignored ``--precision`` (always float32, while its line
+    said bf16).  The autocast it runs under is the one asked for (auto -> fp32), the line
+    records it, and bf16's numbers are not float32's."""
+    import json
+
+    from pgviz.cli import main
+    from pgviz.train import evaluation
+
+    train(train_config(tmp_path, epochs=0, model="lenet"), dataset=small)
+    real, seen = evaluation.autocast, []
+
+    def spy(device, precision="auto"):
+        seen.append(precision)
+        return real(device, precision)
+
+    monkeypatch.setattr(evaluation, "autocast", spy)
+    rows = {}
+    for asked, used in (("fp32", "fp32"), ("bf16", "bf16"), ("auto", "fp32")):
+        seen.clear()
+        assert main(["eval", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--data", "synthetic",
+                     "--device", "cpu", "--precision", asked]) == 0
+        rows[asked] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert seen and set(seen) == {used}, asked
+        assert rows[asked]["precision"] == used
+    assert rows["bf16"]["expected_reward"] != rows["fp32"]["expected_reward"]
+    assert rows["auto"]["expected_reward"] == rows["fp32"]["expected_reward"]

@@ -144,6 +144,28 @@ def test_nonfinite_buffer_is_never_saved(tmp_path, small):
     assert [r["epoch"] for r in rows if r["event"] == "epoch"] == [1]  # no row for the lost epoch
 
 
+def test_a_nonfinite_weight_average_is_divergence(tmp_path):
+    """Planted bug: the divergence check skipped the weight average.  The live network stays
+    finite, but its average (the network a checkpoint hands out) holds an infinity after
+    epoch 1: epoch 2 is not saved, TrainingDiverged names it, the epoch-1 checkpoint stays."""
+    ds = data.make_synthetic(64, 32)
+
+    def poison(event):
+        if event["event"] == "epoch" and event["epoch"] == 1:
+            assert event["model"] is not event["live_model"]  # the run keeps an average
+            with torch.no_grad():
+                p = next(event["model"].parameters())
+                p[(0,) * p.dim()] = float("inf")
+
+    with pytest.raises(TrainingDiverged, match=r"non-finite.*epoch 2\)") as err:
+        train(train_config(tmp_path, epochs=3, batch_size=32, model="lenet"), callbacks=[poison], dataset=ds)
+    assert "\n" not in str(err.value) and "last good checkpoint (epoch 1) was kept" in str(err.value)
+    ckpt = assert_finite_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["epoch"] == 1 and ckpt["ema"] is not None
+    rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+    assert [r["epoch"] for r in rows if r["event"] == "epoch"] == [1]  # no row for the lost epoch
+
+
 def test_huge_lr_never_leaves_infinite_weights(tmp_path):
     ds = data.make_synthetic(256, 64)
     for lr in (1e8, 1e10):
@@ -186,6 +208,20 @@ def test_resume_refuses_other_data(tmp_path, small):
     with pytest.raises(CheckpointError, match="not the data this run was trained on"):
         train(train_config(tmp_path, epochs=2), dataset=other, resume=True)
     assert train(train_config(tmp_path, epochs=2), dataset=small, resume=True)["epochs"] == 2
+
+
+def test_resume_refuses_the_same_images_relabelled(tmp_path):
+    """Planted bug: the data fingerprint ignored the labels.  The same images with one
+    training label changed are other data: resuming on them is refused, the checkpoint kept."""
+    ds = data.make_synthetic(64, 32)
+    train(train_config(tmp_path, epochs=0), dataset=ds)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    relabelled = data.make_synthetic(64, 32)
+    relabelled.train_labels[0] = (relabelled.train_labels[0] + 1) % relabelled.n_classes
+    assert torch.equal(relabelled.train_images, ds.train_images)
+    with pytest.raises(CheckpointError, match="not the data this run was trained on"):
+        train(train_config(tmp_path, epochs=1), dataset=relabelled, resume=True)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
 
 
 

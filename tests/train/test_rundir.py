@@ -84,3 +84,32 @@ def test_crafted_checkpoints_are_refused(tmp_path, small):
         with pytest.raises(CheckpointError, match=match):
             train(train_config(tmp_path / name, epochs=2), dataset=small, resume=True)
 
+
+
+def test_resume_keeps_the_probe_rows_of_the_first_segment(tmp_path):
+    """Planted bug: the metrics log, trimmed on resume, dropped the probe rows.  A run probed
+    after epochs 1 and 2, interrupted in epoch 2, resumed: the epoch-1 probe row is still
+    there (once), the resumed segment adds epoch 2's, and each sits before its segment's end."""
+    from pgviz import data, gap
+
+    ds = data.make_synthetic(64, 32)
+
+    def recorder():
+        return gap.ProbeRecorder([1, 2], ds.test_images[:4], ds.test_labels[:4], out=tmp_path,
+                                 samples=2, rloo_ks=())
+
+    def ctrl_c(event):
+        if event["event"] == "step" and event["step"] == 3:  # mid epoch 2 (2 steps per epoch)
+            raise KeyboardInterrupt
+
+    cfg = train_config(tmp_path, epochs=2, batch_size=32, model="lenet")
+    first = recorder()
+    assert train(cfg, callbacks=[first, ctrl_c], dataset=ds)["status"] == "interrupted"
+    assert [r["epoch"] for r in first.rows] == [1]
+    assert train(cfg, callbacks=[recorder()], dataset=ds, resume=True)["status"] == "finished"
+    rows = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+    probes = [r for r in rows if r["event"] == "probe"]
+    assert [(r["epoch"], r["step"]) for r in probes] == [(1, 2), (2, 4)]
+    assert probes[0]["estimators"] == gap.finite(first.rows[0])["estimators"]
+    events = [r["event"] for r in rows if r["event"] != "step"]
+    assert events == ["start", "epoch", "probe", "end", "start", "epoch", "probe", "end"]

@@ -98,3 +98,17 @@ def test_emulated_bf16_does_not_count_and_old_torch_without_the_keyword_works():
 def test_no_float16_autocast_on_cuda():
     with mock.patch.object(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False):
         assert isinstance(_rt.autocast(torch.device("cuda"), "bf16"), type(contextlib.nullcontext()))
+
+
+@pytest.mark.parametrize("native, used", [(False, "fp32"), (True, "bf16")])
+def test_cpu_auto_is_bf16_only_where_native(tmp_path, small, native, used, monkeypatch):
+    """Planted bug: ``--precision auto`` picked bf16 on any CPU.  Emulated bfloat16 is
+    slower than float32, so ``auto`` is bf16 on a CPU only where oneDNN runs it natively
+    (``cpu_has_native_bf16`` mocked either way): in the rule, in autocast and in a run's record."""
+    monkeypatch.setattr(_rt, "cpu_has_native_bf16", lambda: native)
+    cpu = torch.device("cpu")
+    assert _rt.resolve_precision("auto", cpu) == used
+    assert isinstance(_rt.autocast(cpu, "auto"), contextlib.nullcontext) == (used == "fp32")
+    assert _rt.resolve_precision("bf16", cpu) == "bf16" and _rt.resolve_precision("fp32", cpu) == "fp32"
+    s = train(train_config(tmp_path, epochs=0, precision="auto"), dataset=small)
+    assert s["precision"] == used
