@@ -97,9 +97,10 @@ def _in_import(frame) -> bool:
 def _end_now(signum) -> None:
     """End the process at once: one line and the signal's exit status (once the command has
     returned: quietly, with the command's own status)."""
-    if _done is None:
+    for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # (a write it interrupted may refuse: reentrant)
-            sys.stdout.flush()
+            stream.flush()
+    if _done is None:
         with contextlib.suppress(OSError):
             os.write(2, f"pgviz: {STOP_SIGNALS[signum]}\n".encode())
     os._exit(EXIT_STATUS[signum] if _done is None else _done)
