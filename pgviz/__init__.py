@@ -7,7 +7,8 @@ Modules (one idea each):
 * :mod:`pgviz.exact` -- the finite-action exact maths (gradients, variances, optimal baselines), written once;
 * :mod:`pgviz.objectives` -- the registry of training objectives (loss, statistics, options, colour);
 * :mod:`pgviz.data`, :mod:`pgviz.batches`, :mod:`pgviz.models` -- CIFAR-10 / ``.npz`` / synthetic
-  data sets, batches on the device, the networks;
+  data sets, batches on the device, the networks; :mod:`pgviz.download` -- the deadline of a
+  CIFAR-10 download;
 * :mod:`pgviz.train` -- the trainer (config, loop, run folder, runtime, evaluation, bench);
 * :mod:`pgviz.sims` -- the toy simulations, by topic; :mod:`pgviz.gap` -- the gap chapter's gradient probe;
 * :mod:`pgviz.figures` -- every figure and table, by topic, and the live training panel;

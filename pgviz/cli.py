@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .train.signals import Terminated, sigterm_raises  # no torch: set up before torch loads
+from .train.signals import EXIT_STATUS, Terminated, sigterm_raises  # no torch: set up before torch loads
 
 EXIT_BAD_INPUT = 2
 
@@ -32,8 +33,8 @@ MAX_PROBE_SAMPLES = 4096
 MAX_RLOO_K = 1024
 EXIT_DIVERGED = 1
 EXIT_WRITE_FAILED = 3
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143
+EXIT_INTERRUPTED = EXIT_STATUS[signal.SIGINT]  # 130
+EXIT_TERMINATED = EXIT_STATUS[signal.SIGTERM]  # 143
 
 
 class UsageError(Exception):

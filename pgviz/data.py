@@ -28,6 +28,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .download import Deadline
+
 __all__ = [
     "CIFAR10_CLASSES", "CIFAR10_MEAN", "CIFAR10_STD", "DataError", "Dataset", "DeviceLoader",
     "augment", "canonical_source", "default_cache_dir", "default_source", "example_image", "fingerprint",
@@ -110,8 +112,10 @@ def fingerprint(ds: "Dataset") -> str:
     return h.hexdigest()
 
 
-#: Seconds a CIFAR-10 download may wait for the network (``$PGVIZ_DOWNLOAD_TIMEOUT``).
-DOWNLOAD_TIMEOUT = 30.0
+#: Seconds a whole CIFAR-10 download may take (``$PGVIZ_DOWNLOAD_TIMEOUT``; 170 MB).
+DOWNLOAD_TIMEOUT = 600.0
+#: Seconds the network may stay silent before a download gives up (at most the above).
+SILENCE_TIMEOUT = 30.0
 
 
 #: The longest ``$PGVIZ_DOWNLOAD_TIMEOUT`` accepted (a day): more is a typo, not a wait.
@@ -174,22 +178,27 @@ def load_eval_set(source: Optional[str] = None, *, data_dir=None, download: bool
 def load_cifar10(root=None, *, download: bool = True) -> Dataset:
     """CIFAR-10 through :class:`torchvision.datasets.CIFAR10` (50,000 train, 10,000 test).
 
-    A download waits at most ``$PGVIZ_DOWNLOAD_TIMEOUT`` seconds (default 30) for each
-    network operation, so a network that never answers fails with a message, not a hang.
+    A download ends within ``$PGVIZ_DOWNLOAD_TIMEOUT`` seconds (default 600) in all,
+    however slowly the bytes come (:class:`pgviz.download.Deadline`), and gives up sooner
+    when the network is silent for :data:`SILENCE_TIMEOUT` seconds: a message, not a hang.
     """
     from torchvision.datasets import CIFAR10
 
     root = Path(root).expanduser() if root is not None else default_cache_dir()
     timeout = download_timeout()
     old_timeout = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)  # torchvision's urlopen calls take no timeout of their own
+    socket.setdefaulttimeout(min(timeout, SILENCE_TIMEOUT))  # torchvision's urlopen takes none of its own
+    deadline = Deadline(timeout)
     try:
-        train = CIFAR10(str(root), train=True, download=download)
+        with deadline:
+            train = CIFAR10(str(root), train=True, download=download)
         test = CIFAR10(str(root), train=False, download=False)
     except Exception as exc:  # URLError, timeout, checksum failure, missing files, ...
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if isinstance(exc, (socket.timeout, TimeoutError)) or "timed out" in reason:
-            reason = f"the network did not answer within {timeout:g} s"
+        if deadline.expired:
+            reason = f"the download did not finish within the {timeout:g} s of PGVIZ_DOWNLOAD_TIMEOUT"
+        elif isinstance(exc, (socket.timeout, TimeoutError)) or "timed out" in reason:
+            reason = f"the network did not answer within {min(timeout, SILENCE_TIMEOUT):g} s"
         raise DataError(
             f"CIFAR-10 is not available in {root} and could not be downloaded ({reason}); "
             f"offline, pass a local file instead: --data PATH.npz (or set PGVIZ_DATA=PATH.npz)"

@@ -185,6 +185,15 @@ def check_labels(outputs: torch.Tensor, labels: torch.Tensor, *, check_range: bo
             raise ValueError(f"labels must lie in 0..{n - 1} (the outputs have {n} classes), got {lo} .. {hi}")
 
 
+def check_outputs(outputs: torch.Tensor, finite: Optional[torch.Tensor] = None) -> None:
+    """Network outputs that are all finite, else :class:`ValueError` (one line: a diverged
+    network); checked on the CPU only, as the labels' range (elsewhere it is a device sync).
+    ``finite``: ``torch.isfinite(outputs).all()`` when the caller has it already."""
+    if outputs.device.type == "cpu" and not (torch.isfinite(outputs).all() if finite is None else finite):
+        raise ValueError(f"{int((~torch.isfinite(outputs)).sum())} of the network's {outputs.numel()} outputs are NaN "
+                         f"or infinite (it diverged, or its inputs are not finite); no loss can be computed")
+
+
 def _pg_parts(outputs, labels, reward_fn, use_baseline, actions, generator):
     log_probs, baseline = split_outputs(outputs)
     _check_labels(labels, log_probs.shape[1], log_probs.shape[0])
@@ -329,9 +338,16 @@ def rloo_advantages(rewards: torch.Tensor, *, group_norm: bool = False, eps: flo
 
 
 def sample_groups(log_probs: torch.Tensor, k: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """``k`` actions per row, independently with replacement, ``[B, k]``."""
+    """``k`` actions per row, independently with replacement, ``[B, k]``; a policy that is
+    not a distribution (NaN or infinite outputs: a diverged network) is a one-line ValueError."""
     with torch.no_grad():
-        return torch.multinomial(log_probs.detach().exp().float(), k, replacement=True, generator=generator)
+        try:
+            return torch.multinomial(log_probs.detach().exp().float(), k, replacement=True, generator=generator)
+        except RuntimeError as exc:  # torch's "probability tensor contains either inf, nan or element < 0"
+            if "probab" not in str(exc) and "multinomial" not in str(exc):
+                raise
+            raise ValueError("sample_groups: the policy's probabilities are not finite (the network's outputs "
+                             "contain NaN or infinity, it diverged); nothing can be sampled") from None
 
 
 def rloo_loss(

@@ -280,7 +280,10 @@ def objective_step(objective: str, outputs: torch.Tensor, labels: torch.Tensor, 
     outputs, ``stats`` its named statistics plus ``loss`` and ``train_acc`` (the greedy
     accuracy), detached 0-d tensors (no device synchronisation happens here).  Options not
     given take their defaults.  An objective with a ``prepare`` also takes ``inputs`` (the
-    images the network saw) and ``prepared`` (what :func:`prepare` made)."""
+    images the network saw) and ``prepared`` (what :func:`prepare` made).  Non-finite outputs
+    (a diverged network) are a one-line ValueError with ``check_range`` on the CPU (no device
+    sync, as for the labels); else the reported ``loss`` is NaN, so that the trainer's finite-loss
+    check stops the run as diverged, even for a loss that stays finite (value, sampled softmax)."""
     entry = get(objective)
     for name in options:
         if entry.option(name) is None:
@@ -288,13 +291,16 @@ def objective_step(objective: str, outputs: torch.Tensor, labels: torch.Tensor, 
     options = {o.name: options.get(o.name, o.default) for o in entry.options}
     check_labels(outputs, labels, check_range=check_range)
     outputs = outputs.float()
+    finite = torch.isfinite(outputs).all()
+    if check_range:
+        estimator.check_outputs(outputs, finite)
     acc = (outputs[:, :-1].argmax(1) == labels).float().mean()
     if entry.prepare is not None:
         if inputs is None or prepared is None:
             raise ValueError(f"objective {objective} needs the batch's inputs and prepared=objectives.prepare(...)")
         options = {**options, **prepared, "inputs": inputs}
     loss, stats = entry.step(outputs, labels, entropy_weight=entropy_weight, generator=generator, **options)
-    return loss, {"loss": loss.detach(), **stats, "train_acc": acc}
+    return loss, {"loss": loss.detach().masked_fill(~finite, float("nan")), **stats, "train_acc": acc}
 
 
 # ----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ Steps (from a clean clone; only the package registries are needed):
 0. check that the data the chapters read (``PGVIZ_DATA``) can be loaded, and
    say so in one line if not (before any chapter runs);
 1. key the execution cache on that data: a stamp of it (path, size and
-   modification time of a file; the name of ``synthetic``/``cifar10``) is kept
+   SHA-256 of a file's contents; the name of ``synthetic``/``cifar10``) is kept
    in ``_build/.pgviz-data-stamp``; when the data changes the cache
    ``_build/.jupyter_cache`` is emptied, and until a build with the new data
    finishes every page is rebuilt (``--all``), so a book never shows other
@@ -36,6 +36,7 @@ step fails.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -62,8 +63,10 @@ def log(msg: str) -> None:
 
 
 def data_stamp(source: str | None) -> dict:
-    """What identifies the chapters' data: a file's resolved path, size and mtime, or
-    the name of a built-in source (``synthetic``, ``cifar10``: the latter with its cache)."""
+    """What identifies the chapters' data: a file's resolved path, size and the SHA-256 of
+    its contents (not its mtime: a byte changed with the mtime put back is other data, and
+    a file touched but unchanged is the same), or the name of a built-in source
+    (``synthetic``, ``cifar10``: the latter with its cache)."""
     source = (source or "").strip() or "cifar10"
     if source in ("synthetic", "cifar10"):
         stamp = {"source": source}
@@ -73,11 +76,15 @@ def data_stamp(source: str | None) -> dict:
             stamp["cache"] = str(default_cache_dir().resolve())
         return stamp
     path = Path(source).expanduser().resolve()
+    digest, size = hashlib.sha256(), 0
     try:
-        st = path.stat()
+        with open(path, "rb") as f:  # the 15 MB subset hashes in about 0.05 s
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
     except OSError:
         return {"source": str(path), "missing": True}
-    return {"source": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"source": str(path), "size": size, "sha256": digest.hexdigest()}
 
 
 def key_cache(build: Path, stamp: dict) -> bool:

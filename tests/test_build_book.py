@@ -27,14 +27,29 @@ def test_stamp_follows_the_data(bb, tmp_path):
     f = _npz(tmp_path / "a.npz")
     s1 = bb.data_stamp(str(f))
     assert s1 == bb.data_stamp(str(f)) and s1["source"] == str(f.resolve())
+    assert s1["size"] == f.stat().st_size and len(s1["sha256"]) == 64
     os.utime(f, ns=(1, 1))
-    s2 = bb.data_stamp(str(f))
-    assert s2 != s1  # touched: another stamp
+    assert bb.data_stamp(str(f)) == s1  # touched, same contents: the same data, the cache stays
     _npz(f, n=30)
     os.utime(f, ns=(1, 1))
-    assert bb.data_stamp(str(f)) != s2  # same mtime, other size
+    assert bb.data_stamp(str(f)) != s1  # same mtime, other size
     assert bb.data_stamp(str(tmp_path / "b.npz"))["missing"] is True
     assert bb.data_stamp("synthetic") == {"source": "synthetic"}
+
+
+def test_stamp_sees_one_byte_changed_with_the_mtime_put_back(bb, tmp_path):
+    """Issue 17 case 11: same path, size and mtime, one byte of the contents changed."""
+    f = _npz(tmp_path / "a.npz")
+    before = f.stat()
+    s1 = bb.data_stamp(str(f))
+    raw = bytearray(f.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    f.write_bytes(bytes(raw))
+    os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = f.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    s2 = bb.data_stamp(str(f))
+    assert s2 != s1 and s2["sha256"] != s1["sha256"] and s2["size"] == s1["size"]
 
 
 def test_cache_is_emptied_when_the_data_changes(bb, tmp_path):

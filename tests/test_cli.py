@@ -167,7 +167,7 @@ def test_console_script_entry_point_is_declared():
     import tomllib
     from pathlib import Path
     meta = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
-    assert meta["project"]["scripts"]["pgviz"] == "pgviz.cli:main"
+    assert meta["project"]["scripts"]["pgviz"] == "pgviz.__main__:run"  # the process's entry (signals first)
     from pgviz.cli import main
     assert main(["bench", "--batch-size", "0"]) == 2
 

@@ -1,6 +1,7 @@
 """Data sources and the on-device loader (no network, no ../shared needed)."""
 import hashlib
 import pickle
+import re
 import urllib.error
 
 import numpy as np
@@ -291,7 +292,9 @@ def test_cifar10_download_gives_up_on_a_silent_network(tmp_path, monkeypatch):
     assert not loader.is_alive(), "the download still hangs after 30 s"
     assert len(result) == 1 and isinstance(result[0], DataError), result
     msg = str(result[0])
-    assert "did not answer within 1 s" in msg and "--data PATH.npz" in msg and "\n" not in msg
+    # the silence (a socket timeout) or the whole download's deadline, whichever comes first
+    assert re.search(r"(did not answer within|did not finish within the) 1 s", msg), msg
+    assert "--data PATH.npz" in msg and "\n" not in msg
     assert socket.getdefaulttimeout() is None  # restored
 
 

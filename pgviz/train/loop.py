@@ -24,7 +24,7 @@ from .errors import StopTraining
 from .rundir import OutputDir
 from .run import Run
 from .runtime import Progress, autocast, device_settings, pick_device
-from .signals import StopRequest
+from .signals import StopRequest, Terminated
 
 __all__ = ["train"]
 
@@ -100,11 +100,14 @@ def _loop(run: Run, callbacks) -> Optional[str]:
             # second Ctrl-C inside a step is not: the last checkpoint is left as it was.
             if not consistent:
                 raise
-            stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped"
+            stopped = ("terminated" if isinstance(exc, Terminated) else
+                       "interrupted" if isinstance(exc, KeyboardInterrupt) else "stopped")
         finally:
             progress.close()
         if stopped is not None:
             run.flush(t0, progress, callbacks, safe=True)
             run.st["elapsed"] += time.perf_counter() - t0
             run.save(finished=False)
-    return stopped
+    # a signal that came after the last batch (while the last epoch was evaluated or saved)
+    # is still reported: the finished run's checkpoint is on disk, the exit status says 130/143
+    return stopped or stop.requested

@@ -38,11 +38,12 @@ def _steps(objective, n=3, **options):
 
 
 def _cpu_only(event):
-    """A label range check (objectives.check_labels, estimator._check_labels), which runs only
-    when the labels are on the CPU (the trainer skips it: its labels were checked at load)."""
+    """A label range check (objectives.check_labels, estimator._check_labels) or the outputs'
+    finiteness check (estimator.check_outputs), which run only on the CPU and only when
+    objective_step's check_range asks (the trainer skips them: no read-back per step)."""
     p = event.cpu_parent
     while p is not None:
-        if "check_labels" in p.name:
+        if "check_labels" in p.name or "check_outputs" in p.name:
             return True
         p = p.cpu_parent
     return False
