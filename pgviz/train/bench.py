@@ -120,8 +120,8 @@ def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", s
     resolved = {m: (spec[0], {"entropy_weight": defaults.entropy_weight,
                               **objectives.resolve_options(spec[0], spec[1])})
                 for m, spec in timed.items() if spec is not None}
-    prepared = {m: objectives.prepare(name, options, device=dev, precision=headline)  # {} for most
-                for m, (name, options) in resolved.items()}
+    prepared = {m: objectives.prepare(spec[0], spec[1], device=dev, precision=headline)  # {} for most
+                for m, spec in timed.items() if spec is not None}
 
     def step(method: str, prec: str) -> None:
         x, y = next(batches)
