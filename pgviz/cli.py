@@ -103,7 +103,7 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", choices=DEVICES, default="auto")
     b.add_argument("--batch-size", type=int, default=256)
     b.add_argument("--model", choices=tuple(MODELS), default="fast")
-    b.add_argument("--steps", type=int, default=2, help="steps per timed block")
+    b.add_argument("--steps", type=int, default=4, help="steps per timed block")
     b.add_argument("--repeats", type=int, default=15, help="timed rounds (medians are reported)")
     b.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="precision of the headline rates (both fp32 and bf16 are always timed, "

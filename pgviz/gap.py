@@ -68,15 +68,18 @@ def logit_estimates(logits: torch.Tensor, baseline: torch.Tensor, labels: torch.
 
     ``logits`` ``[B, A]`` and ``baseline`` ``[B]`` (``V``) are detached inputs; the 0/1 reward
     ``R(a) = [a = y]``.  ``no-baseline``, ``learned-V`` and ``optimal-constant`` use the same
-    sampled action per image (one draw); each ``rloo-K`` draws its own group.
+    sampled action per image (one draw); each ``rloo-K`` draws its own group.  The actions
+    are drawn on ``generator``'s device and brought back to the logits' (a CPU generator
+    under MPS, where torch has no device generator).
     """
     logits = logits.detach().float()
     pi = torch.softmax(logits, 1)
     n_act = pi.shape[1]
     rewards = F.one_hot(labels, n_act).float()  # R_i(a) for every a
     log_pi = torch.log_softmax(logits, 1)
+    at = generator.device if generator is not None else logits.device  # where the draws happen
 
-    a = torch.multinomial(pi, 1, generator=generator).squeeze(1)  # shared by the three below
+    a = torch.multinomial(pi.to(at), 1, generator=generator).squeeze(1).to(logits.device)  # shared by the three below
     r = rewards.gather(1, a[:, None]).squeeze(1)
     score = F.one_hot(a, n_act).float() - pi
 
@@ -88,7 +91,7 @@ def logit_estimates(logits: torch.Tensor, baseline: torch.Tensor, labels: torch.
            "learned-V": single(baseline.detach().float()),
            "optimal-constant": single(b_star.float())}
     for k in rloo_ks:
-        a = estimator.sample_groups(log_pi, k, generator)  # [B, k]
+        a = estimator.sample_groups(log_pi.to(at), k, generator).to(logits.device)  # [B, k]
         r = rewards.gather(1, a)
         adv = estimator.rloo_advantages(r)
         out[f"rloo-{k}"] = (adv[..., None] * (F.one_hot(a, n_act).float() - pi[:, None])).mean(1)

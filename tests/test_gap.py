@@ -58,6 +58,34 @@ def test_one_sample_estimators_share_their_draw():
     assert torch.allclose(r[:, 0], 1 - b_star[hit], atol=1e-5)
 
 
+def test_the_draws_happen_on_the_generators_device(monkeypatch):
+    """Under MPS the probe's generator is a CPU one (torch has no MPS generator) while the
+    logits are on MPS, and torch.multinomial refuses a generator on another device than its
+    input.  Emulated on the CPU: a generator that reports another device ('meta') and a
+    multinomial that refuses a mismatch as torch does."""
+    real = torch.Generator().manual_seed(0)
+
+    class Elsewhere:
+        device = torch.device("meta")
+
+    seen = []
+
+    def multinomial(probs, n, replacement=False, *, generator=None):
+        if generator is not None and probs.device != generator.device:
+            raise RuntimeError(f"Expected a '{probs.device.type}' device type for generator "
+                               f"but found '{generator.device.type}'")
+        seen.append(probs.device.type)
+        return torch.randint(0, probs.shape[1], (probs.shape[0], n), generator=real)
+
+    monkeypatch.setattr(torch, "multinomial", multinomial)
+    logits, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 3, 0])
+    d = gap.logit_estimates(logits, torch.zeros(5), y, rloo_ks=(2, 4), generator=Elsewhere())
+    assert seen == ["meta"] * 3  # the shared draw and one group per rloo-K
+    assert set(d) == {"no-baseline", "learned-V", "optimal-constant", "rloo-2", "rloo-4"}
+    for v in d.values():  # back on the logits' device
+        assert v.device == logits.device and v.shape == (5, 4) and torch.isfinite(v).all()
+
+
 def test_trace_interval_and_ratio_read_old_rows():
     old = {"estimators": {"no-baseline": {"trace_cov": 2.0}, "learned-V": {"trace_cov": 1.0}}}
     assert gap.trace_interval(old, "no-baseline") == (2.0, None)

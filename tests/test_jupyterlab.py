@@ -11,7 +11,8 @@ Two kinds of test:
   copy of ``book/``, kernels on ``PGVIZ_DATA=synthetic``) driven through headless Chromium
   with Playwright: for every chapter in ``_toc.yml``, open it (not modified once the kernel is
   up), Run All, every code cell ran and none has an error output, the browser console has no
-  "Cross reference" or glossary message, every live slider redraws its figure when moved with
+  "Cross reference" or glossary message and no "Unsatisfied version" warning (an extension
+  built for another JupyterLab), every live slider redraws its figure when moved with
   the keyboard (focus, ArrowRight); on the training chapter, Train redraws the panel's curves,
   Stop ends the run with a resumable checkpoint.
 
@@ -39,6 +40,9 @@ CHAPTERS = [Path(f).name for f in toc_files() if (ROOT / f"{f}.ipynb").is_file()
 TRAINING = "08_training_cifar10"
 # console messages of jupyterlab-myst about references / glossary it could not render
 BAD_CONSOLE = re.compile(r"cross.?reference|glossary", re.I)
+# webpack's shared-module check: an extension built for another JupyterLab than the one
+# installed (e.g. jupyterlab_widgets 3.0.17 asks for ^4.6.2 under JupyterLab 4.5: requirements.txt)
+UNSATISFIED = re.compile(r"Unsatisfied version", re.I)
 
 
 def _has_jupyterlab() -> bool:
@@ -263,6 +267,9 @@ def test_chapter_runs_in_jupyterlab(chapter, lab, browser, kernel_info):
             _train_and_stop(page, lab)
         bad = sorted({ln.strip() for m in console for ln in m.splitlines() if BAD_CONSOLE.search(ln)})
         assert bad == [], f"{chapter}: console messages about references/glossary: {bad}"
+        unsatisfied = sorted({ln.strip() for m in console for ln in m.splitlines() if UNSATISFIED.search(ln)})
+        assert unsatisfied == [], (f"{chapter}: an extension wants another version of a package JupyterLab "
+                                   f"shares (pin a pair that agrees in requirements.txt): {unsatisfied}")
     except Exception:
         try:
             page.screenshot(path=str(ARTIFACTS / f"{chapter}-failed.png"), full_page=False)

@@ -6,7 +6,8 @@ Where things live:
 ===================  =====================================================================
 :mod:`.config`       :class:`TrainConfig`: every setting of a run, checked; the command
                      line's ``train`` arguments are made from it
-:mod:`.loop`         :func:`train`: forward, loss, backward, step, average, on one screen
+:mod:`.loop`         :func:`train`, and :func:`train_step`: forward, loss, backward, step,
+                     average, on one screen (the bench times the same function)
 :mod:`.optim`        the learning-rate warm-up and the weight average that is evaluated
 :mod:`.run`          one run's state: set up or restored, statistics, checks, checkpoints
 :mod:`.rundir`       the run folder: its lock, ``metrics.jsonl``, the atomic checkpoint

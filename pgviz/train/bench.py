@@ -1,6 +1,6 @@
 """How much does the policy gradient cost?  Time training steps of the objectives.
 
-All run on the same network, the same batch and the same device, in one process,
+All run on the same network, the same data and the same device, in one process,
 interleaved (so a noisy neighbour slows them all alike), after a warm-up:
 
 * ``xent``             cross-entropy, one backward;
@@ -10,9 +10,14 @@ interleaved (so a noisy neighbour slows them all alike), after a warm-up:
   ``bench`` in :mod:`pgviz.objectives`): today ``pg_exact``, ``rloo_4`` and ``value``, the
   gap chapter's objectives.
 
-Each timed step is a full training step: forward, loss, backward, Adam update.  Every
-method is timed in both precisions, ``fp32`` and ``bf16`` (autocast, as the trainer
-uses it: see :func:`pgviz.train.runtime.resolve_precision`), in the same rounds, so that
+Each timed step is the step ``pgviz train`` takes, with its defaults: a batch from the
+trainer's loader (:class:`~pgviz.batches.DeviceLoader`: gathered, flipped and cropped,
+normalised on the device), then :func:`pgviz.train.loop.train_step` (learning rate,
+forward, loss, backward, Adam, weight average).  Only ``pg_two_backward``, which is not an
+objective of the registry, has its own step (:func:`_two_backward_step`), the same but
+for its two backward passes.  Every method is timed in both precisions, ``fp32`` and
+``bf16`` (autocast, as the trainer uses it: see
+:func:`pgviz.train.runtime.resolve_precision`), in the same rounds, so that
 ``ratio_bf16_vs_fp32`` compares like with like.
 """
 from __future__ import annotations
@@ -23,22 +28,28 @@ import time
 import torch
 
 from .. import estimator, objectives
-from ..data import normalize
+from ..data import DeviceLoader
 from ..models import get_model
+from . import loop
+from .config import TrainConfig
+from .optim import WeightAverage, adam
 from .runtime import PRECISIONS, autocast, device_settings, check_precision_name, cpu_has_native_bf16, pick_device, resolve_precision
 
 __all__ = ["BENCH_PRECISIONS", "REFERENCE_METHODS", "bench", "methods"]
 
-#: Timed straight from the estimator: the two the ratios compare the trainer's ``pg`` with.
+#: The two the ratios compare the trainer's ``pg`` with, and ``pg`` itself.
 REFERENCE_METHODS = ("xent", "pg", "pg_two_backward")
 #: Both precisions are timed in every run (``auto`` only picks the headline).
 BENCH_PRECISIONS = tuple(p for p in PRECISIONS if p != "auto")
+#: Batches of images the bench's loader holds (its epoch): each timed step draws the next.
+LOADER_BATCHES = 4
 
 
 def methods() -> dict:
-    """``{method: None}`` for :data:`REFERENCE_METHODS`, then ``{method: (objective, options)}``
-    for what each registered objective asks to be timed (its entry's ``bench``)."""
-    out = dict.fromkeys(REFERENCE_METHODS)
+    """``{method: (objective, options)}``: ``xent`` and ``pg`` (their registry entries with
+    default options), ``pg_two_backward`` (``None``: not an objective), then what each
+    registered objective asks to be timed (its entry's ``bench``)."""
+    out = {"xent": ("xent", {}), "pg": ("pg", {}), "pg_two_backward": None}
     for entry in objectives.OBJECTIVES.values():
         for method, options in entry.bench.items():
             out[method] = (entry.name, dict(options))
@@ -52,53 +63,76 @@ def _sync(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", steps: int = 2,
+def _two_backward_step(model, opt, average, x, y, *, lr, device, precision, generator, entropy_weight):
+    """:func:`pgviz.train.loop.train_step` with the article's two backward passes
+    (:func:`pgviz.estimator.pg_two_backward`) in place of the loss and its backward."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    with autocast(device, precision):
+        outputs = model(x)
+    opt.zero_grad(set_to_none=True)
+    estimator.pg_two_backward(outputs.float(), y, generator=generator, entropy_weight=entropy_weight)
+    opt.step()
+    if average is not None:
+        average.update(model)
+
+
+def _forever(loader):
+    while True:
+        yield from loader
+
+
+def bench(device: str = "auto", *, batch_size: int = 256, model: str = "fast", steps: int = 4,
           repeats: int = 15, warmup: int = 3, seed: int = 0, precision: str = "auto") -> dict:
     """Images per second of one training step for each of :func:`methods`, in fp32 and bf16.
 
-    Each of ``repeats`` rounds times ``steps`` steps of every (method, precision) pair
-    back to back (the order rotates).  ``images_per_second`` is the best round of each
-    method in ``precision`` (``auto`` resolves as for training), the usual estimate of a
-    cost on a shared machine (other processes only ever add time, as the ``timeit``
-    documentation puts it); the ratios are taken from those.
-    ``images_per_second_by_precision`` holds both precisions and ``ratio_bf16_vs_fp32``
-    compares them on the trainer's objective (``pg``).  The medians are reported too, and
-    ``ratios_paired`` gives each ratio as the median of the per-round ratios (both sides
-    timed in the same round, so a slow round slows both) with its quartiles and range:
-    how far one run's ratio can be trusted.
+    The data are random images (:data:`LOADER_BATCHES` batches of them) fed through the
+    trainer's loader with its default augmentation, the weight average is on as in
+    training (:class:`TrainConfig`'s ``ema``), and every step is the trainer's
+    (:func:`pgviz.train.loop.train_step`).  Each of ``repeats`` rounds times ``steps``
+    steps of every (method, precision) pair back to back (the order rotates).
+    ``images_per_second`` is the best round of each method in ``precision`` (``auto``
+    resolves as for training), the usual estimate of a cost on a shared machine (other
+    processes only ever add time, as the ``timeit`` documentation puts it); the ratios are
+    taken from those.  ``images_per_second_by_precision`` holds both precisions and
+    ``ratio_bf16_vs_fp32`` compares them on the trainer's objective (``pg``).  The medians
+    are reported too, and ``ratios_paired`` gives each ratio as the median of the
+    per-round ratios (both sides timed in the same round, so a slow round slows both) with
+    its quartiles and range: how far one run's ratio can be trusted.
     """
     check_precision_name(precision)
     dev = pick_device(device)
     headline = resolve_precision(precision, dev)
+    defaults = TrainConfig()
     torch.manual_seed(seed)
     net = get_model(model, 10).to(dev)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    opt = adam(net.parameters(), defaults.lr, dev)
+    average = WeightAverage(net, defaults.ema) if defaults.ema > 0 else None
     g = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (batch_size, 32, 32, 3), dtype=torch.uint8, generator=g).to(dev)
-    x = normalize(images)
-    y = torch.randint(0, 10, (batch_size,), generator=g).to(dev)
-    gen = torch.Generator(device=dev).manual_seed(seed) if dev.type in ("cpu", "cuda") else None
+    n = LOADER_BATCHES * batch_size
+    images = torch.randint(0, 256, (n, 32, 32, 3), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    loader = DeviceLoader(images, labels, batch_size, device=dev, augment=defaults.augment, seed=seed,
+                          drop_last=defaults.drop_last, standardize=defaults.standardize)
+    batches = _forever(loader)
+    gen = torch.Generator(device=loader.generator.device).manual_seed(seed + 1)  # as the trainer's
     timed = methods()
+    resolved = {m: (spec[0], {"entropy_weight": defaults.entropy_weight,
+                              **objectives.resolve_options(spec[0], spec[1])})
+                for m, spec in timed.items() if spec is not None}
+    prepared = {m: objectives.prepare(spec[0], spec[1], device=dev, precision=headline)  # {} for most
+                for m, spec in timed.items() if spec is not None}
 
     def step(method: str, prec: str) -> None:
+        x, y = next(batches)
         with device_settings(dev, prec):  # the whole step: backward convolutions too
-            _step(method, prec)
-
-    def _step(method: str, prec: str) -> None:
-        with autocast(dev, prec):
-            out = net(x)
-        out = out.float()
-        opt.zero_grad(set_to_none=True)
-        if method == "xent":
-            estimator.xent_loss(out, y).backward()
-        elif method == "pg":
-            estimator.pg_loss(out, y, generator=gen).loss.backward()
-        elif method == "pg_two_backward":
-            estimator.pg_two_backward(out, y, generator=gen)
-        else:
-            name, kw = timed[method]
-            objectives.objective_step(name, out, y, generator=gen, **kw)[0].backward()
-        opt.step()
+            if method in resolved:
+                name, options = resolved[method]
+                loop.train_step(net, opt, average, x, y, objective=name, lr=defaults.lr, device=dev,
+                                precision=prec, generator=gen, options=options, prepared=prepared[method])
+            else:
+                _two_backward_step(net, opt, average, x, y, lr=defaults.lr, device=dev, precision=prec,
+                                   generator=gen, entropy_weight=defaults.entropy_weight)
 
     pairs = [(m, p) for m in timed for p in BENCH_PRECISIONS]
     for _ in range(warmup):

@@ -1,7 +1,7 @@
 """The training loop: forward, loss, backward, step, average, for every batch.
 
-:func:`train` is the whole of it.  The learning is the five lines marked in
-:func:`_loop`; everything around them is bookkeeping that lives in :class:`~pgviz.train.run.Run`
+:func:`train` is the whole of it.  The learning is :func:`train_step`, the five lines
+marked there (``pgviz bench`` times that same function); everything around it is bookkeeping that lives in :class:`~pgviz.train.run.Run`
 (metrics, checkpoints, resume) and :mod:`pgviz.train.signals` (Ctrl-C and SIGTERM stop at
 the next batch boundary and save).  For a notebook::
 
@@ -17,6 +17,8 @@ import dataclasses
 import time
 from typing import Callable, Iterable, Optional
 
+import torch
+
 from .. import objectives
 from ..data import Dataset
 from .config import TrainConfig
@@ -26,7 +28,30 @@ from .run import Run
 from .runtime import Progress, autocast, device_settings, pick_device
 from .signals import StopRequest, Terminated
 
-__all__ = ["train"]
+__all__ = ["train", "train_step"]
+
+
+def train_step(model, opt, average, x, y, *, objective: str, lr: float, device: torch.device,
+               precision: str, generator: Optional[torch.Generator], options: dict,
+               prepared: Optional[dict] = None) -> dict:
+    """One learning step on the batch ``(x, y)``: set the learning rate, forward under
+    autocast, the objective's loss (:func:`pgviz.objectives.objective_step`), backward, Adam,
+    and the weight average (``average``; ``None``: off).  Returns the step's statistics
+    (0-d tensors on the device: nothing is read back).  The trainer's loop and
+    :func:`pgviz.train.bench.bench` both call it, so the bench times the step training takes."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    with autocast(device, precision):
+        outputs = model(x)                                                      # forward
+    loss, stats = objectives.objective_step(objective, outputs, y, generator=generator, inputs=x,
+                                            prepared=prepared, check_range=False,
+                                            **options)  # loss (labels checked at load: no sync)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()                                                             # backward
+    opt.step()                                                                  # step
+    if average is not None:
+        average.update(model)                                                   # average
+    return stats
 
 
 def train(config: TrainConfig, callbacks: Iterable[Callable[[dict], None]] = (), *,
@@ -72,18 +97,9 @@ def _loop(run: Run, callbacks) -> Optional[str]:
             while run.st["epoch"] < config.epochs and stopped is None:
                 for x, y in run.loader:
                     consistent = False  # a hard interrupt from here on leaves a half-made step
-                    for group in opt.param_groups:
-                        group["lr"] = run.lr_at(run.st["step"])
-                    with autocast(run.device, run.precision):
-                        outputs = model(x)                                      # forward
-                    loss, stats = objectives.objective_step(config.objective, outputs, y, generator=run.action_gen,
-                                                            inputs=x, prepared=run.prepared, check_range=False,
-                                                            **options)  # loss (labels checked at load: no sync)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()                                             # backward
-                    opt.step()                                                  # step
-                    if average is not None:
-                        average.update(model)                                   # average
+                    stats = train_step(model, opt, average, x, y, objective=config.objective,
+                                       lr=run.lr_at(run.st["step"]), device=run.device, precision=run.precision,
+                                       generator=run.action_gen, options=options, prepared=run.prepared)
                     run.stepped(len(y), stats)
                     consistent = True
                     if run.log_due(steps_per_epoch):

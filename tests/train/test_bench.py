@@ -43,3 +43,46 @@ def test_each_ratio_is_the_median_of_paired_rounds_with_its_spread():
     assert set(paired) == {"pg_vs_xent", "pg_vs_two_backward", "bf16_vs_fp32"}
     for s in paired.values():
         assert 0 < s["min"] <= s["q1"] <= s["median"] <= s["q3"] <= s["max"]
+
+
+def test_bench_times_the_trainers_step_on_the_trainers_batches(monkeypatch):
+    """Every registry row goes through pgviz.train.loop.train_step (the function the
+    trainer's loop calls), on batches the trainer's loader made (gathered, augmented,
+    normalised), with the weight average on; only pg_two_backward has its own step."""
+    from pgviz import batches
+    from pgviz.train import bench as bench_mod, loop
+
+    made, augmented, calls, two = set(), [], [], []
+    real_norm, real_aug, real_step, real_two = batches.normalize, batches.augment, loop.train_step, bench_mod._two_backward_step
+
+    def norm(images, *a, **k):
+        out = real_norm(images, *a, **k)
+        made.add(id(out))
+        return out
+
+    def aug(images, *a, **k):
+        augmented.append(len(images))
+        return real_aug(images, *a, **k)
+
+    def step(model, opt, average, x, y, **k):
+        calls.append((k["objective"], id(x) in made, average is not None, k["options"]))
+        return real_step(model, opt, average, x, y, **k)
+
+    def two_step(model, opt, average, x, y, **k):
+        two.append((id(x) in made, average is not None))
+        return real_two(model, opt, average, x, y, **k)
+
+    monkeypatch.setattr(batches, "normalize", norm)
+    monkeypatch.setattr(batches, "augment", aug)
+    monkeypatch.setattr(loop, "train_step", step)
+    monkeypatch.setattr(bench_mod, "_two_backward_step", two_step)
+    res = bench_mod.bench("cpu", model="lenet", batch_size=4, steps=2, repeats=1, warmup=0)
+    rows = len(res["images_per_second"])
+    # every (method, precision) pair ran 2 steps; all but pg_two_backward through train_step
+    assert len(calls) == (rows - 1) * 2 * 2 and len(two) == 2 * 2
+    assert {c[0] for c in calls} >= {"xent", "pg", "rloo"}
+    assert all(fresh and averaged for _, fresh, averaged, _ in calls)
+    assert all(fresh and averaged for fresh, averaged in two)
+    assert augmented == [4] * (len(calls) + len(two))  # one augmentation per timed batch
+    assert [c[3]["entropy_weight"] for c in calls] == [0.01] * len(calls)  # the trainer's default
+    assert [c[3]["samples"] for c in calls if c[0] == "rloo"] == [4] * 4
