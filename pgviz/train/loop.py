@@ -1,8 +1,8 @@
 """The training loop: forward, loss, backward, step, average, for every batch.
 
 :func:`train` is the whole of it.  The learning is :func:`train_step`, the five lines
-marked there (``pgviz bench`` times that same function); everything around it is bookkeeping that lives in :class:`~pgviz.train.run.Run`
-(metrics, checkpoints, resume) and :mod:`pgviz.train.signals` (Ctrl-C and SIGTERM stop at
+marked there (``pgviz bench`` times that same function); everything around it is
+bookkeeping that lives in :class:`~pgviz.train.run.Run` (metrics, checkpoints, resume) and :mod:`pgviz.train.signals` (Ctrl-C and SIGTERM stop at
 the next batch boundary and save).  For a notebook::
 
     from pgviz.train import TrainConfig, train
