@@ -75,8 +75,8 @@ def cuda_has_native_bf16() -> bool:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """The precision training runs in: ``auto`` -> ``bf16`` (autocast) on a CUDA GPU with
-    native bfloat16 and on a CPU with native bfloat16 (2.0x the float32 step rate measured
-    here, ``pgviz bench``), else ``fp32``; ``bf16`` asked for on a GPU without native
+    native bfloat16 and on a CPU with native bfloat16 (about 1.6x the float32 rate of the
+    trainer's whole step measured here, ``pgviz bench``; README, *Speed*), else ``fp32``; ``bf16`` asked for on a GPU without native
     bfloat16 runs (and is recorded) as ``fp32``.  An unknown name is a :class:`ConfigError`
     (the only place that checks it).  Evaluation resolves ``auto`` differently:
     :func:`eval_precision`."""
